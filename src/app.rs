@@ -1,0 +1,156 @@
+//! Wires the components together: buffer, ingest listener, export pipeline, poller and admin
+//! listener; runs them until shutdown, then flushes.
+
+use crate::admin::{self, AdminState, ReadyCheck};
+use crate::config::Config;
+use crate::export::Buffer;
+use crate::ingest::server::{self, ConnLimits, TlsReloader};
+use crate::ingest::{self, IngestMetrics, IngestState};
+use crate::telemetry;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listener could not bind.
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
+    /// TLS material is unusable.
+    #[error(transparent)]
+    Tls(#[from] server::TlsError),
+    /// The configuration cannot serve anything.
+    #[error("{0}")]
+    Config(String),
+    /// The data directory or buffer could not be opened.
+    #[error("data directory {path}: {message}")]
+    DataDir { path: String, message: String },
+}
+
+/// A running server.
+pub struct Running {
+    /// Where the webhook listener is bound.
+    pub webhook_addr: SocketAddr,
+    /// Where the admin listener is bound.
+    pub admin_addr: SocketAddr,
+    cancel: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting, lets requests finish, flushes, and returns when everything stopped.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+
+    /// A token that stops the server when cancelled.
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+}
+
+/// Starts every component and returns once the listeners are bound.
+pub async fn start(cfg: Config) -> Result<Running, StartError> {
+    if cfg.ingest.default_endpoint_unusable() && cfg.ingest.endpoints.is_empty() {
+        return Err(StartError::Config(
+            "no webhook secret configured: set MIST_WEBHOOK_SECRET (or ingest.secrets), \
+             or set ingest.allow_unsigned: true to accept unsigned deliveries"
+                .into(),
+        ));
+    }
+    if cfg.ingest.secrets.is_empty() && cfg.ingest.allow_unsigned {
+        tracing::warn!(
+            "ingest.allow_unsigned is on: deliveries are NOT verified; anyone who can reach the listener can inject events"
+        );
+    }
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| StartError::DataDir {
+        path: cfg.data_dir.display().to_string(),
+        message: e.to_string(),
+    })?;
+
+    let cancel = CancellationToken::new();
+    let mut registry = telemetry::new_registry();
+    let ingest_metrics = IngestMetrics::register(&mut registry);
+    let buffer = Buffer::new(&cfg.buffer);
+
+    let tls = cfg.ingest.tls.clone().map(TlsReloader::new).transpose()?;
+    let webhook_listener = TcpListener::bind(cfg.ingest.listen).await.map_err(|source| StartError::Bind {
+        what: "webhooks",
+        addr: cfg.ingest.listen,
+        source,
+    })?;
+    let admin_listener = TcpListener::bind(cfg.admin.listen).await.map_err(|source| StartError::Bind {
+        what: "admin",
+        addr: cfg.admin.listen,
+        source,
+    })?;
+    let webhook_addr = webhook_listener.local_addr().map_err(|source| StartError::Bind {
+        what: "webhooks",
+        addr: cfg.ingest.listen,
+        source,
+    })?;
+    let admin_addr = admin_listener.local_addr().map_err(|source| StartError::Bind {
+        what: "admin",
+        addr: cfg.admin.listen,
+        source,
+    })?;
+
+    let mut tasks = Vec::new();
+    let state = IngestState::new(&cfg.ingest, buffer.clone(), ingest_metrics.clone());
+    let router = with_request_ids(ingest::router(&cfg.ingest.path, state));
+    if let Some(t) = tls.clone() {
+        tasks.push(tokio::spawn(t.watch(cancel.clone())));
+    }
+    let limits =
+        ConnLimits { max_connections: cfg.ingest.max_connections, header_timeout: cfg.ingest.header_timeout };
+    tasks.push(tokio::spawn(server::serve(
+        webhook_listener,
+        router,
+        tls,
+        limits,
+        ingest_metrics,
+        cancel.clone(),
+        Duration::from_secs(10),
+    )));
+
+    let ready_buffer = buffer.clone();
+    let ready: Vec<ReadyCheck> =
+        vec![Arc::new(move || if ready_buffer.has_room() { Ok(()) } else { Err("buffer full".into()) })];
+    let admin_state = AdminState { registry: Arc::new(registry), extra_metrics: Vec::new(), ready };
+    let admin_router = admin::router(admin_state);
+    let admin_cancel = cancel.clone();
+    tasks.push(tokio::spawn(async move {
+        let r = axum::serve(admin_listener, admin_router)
+            .with_graceful_shutdown(async move { admin_cancel.cancelled().await })
+            .await;
+        if let Err(e) = r {
+            tracing::error!(error = %e, "admin listener failed");
+        }
+    }));
+
+    tracing::info!(webhooks = %webhook_addr, admin = %admin_addr, path = %cfg.ingest.path, tls = cfg.ingest.tls.is_some(), "mist-otel listening");
+    Ok(Running { webhook_addr, admin_addr, cancel, tasks })
+}
+
+/// Request ids: taken from `X-Request-Id` or generated, echoed back, and put on the log span.
+fn with_request_ids(router: axum::Router) -> axum::Router {
+    use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+    let header = axum::http::HeaderName::from_static("x-request-id");
+    fn span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+        let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+        let peer = req.extensions().get::<server::PeerAddr>().map(|p| p.0.to_string()).unwrap_or_default();
+        tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id, peer = %peer)
+    }
+    // Layers wrap outside-in: the id is set first, then the span sees it, then it is echoed.
+    router
+        .layer(PropagateRequestIdLayer::new(header.clone()))
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(span as fn(&_) -> _))
+        .layer(SetRequestIdLayer::new(header, MakeRequestUuid))
+}

@@ -1,0 +1,227 @@
+//! The accept loop: plain or TLS (reloaded when the PEM files change or on SIGHUP), HTTP/1.1 and
+//! HTTP/2, a connection cap, a header deadline, and graceful shutdown.
+
+use super::config::TlsConfig;
+use super::metrics::IngestMetrics;
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use rustls::ServerConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+/// Why TLS material could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// The certificate file is unreadable or holds no certificate.
+    #[error("TLS certificate {path}: {message}")]
+    Cert { path: String, message: String },
+    /// The key file is unreadable or holds no key.
+    #[error("TLS key {path}: {message}")]
+    Key { path: String, message: String },
+    /// rustls refused the pair.
+    #[error("TLS certificate and key do not form a valid configuration: {0}")]
+    Config(String),
+}
+
+/// Holds the current TLS configuration and swaps it when the files change.
+pub struct TlsReloader {
+    cfg: TlsConfig,
+    current: RwLock<Arc<ServerConfig>>,
+    stamp: RwLock<Option<(SystemTime, SystemTime)>>,
+}
+
+impl TlsReloader {
+    /// Loads the certificate and key; fails if they are unusable.
+    pub fn new(cfg: TlsConfig) -> Result<Arc<Self>, TlsError> {
+        let sc = load_tls(&cfg.cert, &cfg.key)?;
+        let stamp = mtimes(&cfg);
+        Ok(Arc::new(Self { cfg, current: RwLock::new(Arc::new(sc)), stamp: RwLock::new(stamp) }))
+    }
+
+    /// The configuration to use for the next handshake.
+    pub fn current(&self) -> Arc<ServerConfig> {
+        self.current.read().map(|g| g.clone()).unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Reloads now. A broken replacement keeps the old certificate in service.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let sc = load_tls(&self.cfg.cert, &self.cfg.key)?;
+        if let Ok(mut g) = self.current.write() {
+            *g = Arc::new(sc);
+        }
+        if let Ok(mut s) = self.stamp.write() {
+            *s = mtimes(&self.cfg);
+        }
+        tracing::info!(cert = %self.cfg.cert.display(), "TLS certificate reloaded");
+        Ok(())
+    }
+
+    /// Reloads if either file's modification time changed.
+    pub fn reload_if_changed(&self) {
+        let now = mtimes(&self.cfg);
+        let before = self.stamp.read().map(|s| *s).unwrap_or(None);
+        if now.is_some()
+            && now != before
+            && let Err(e) = self.reload()
+        {
+            tracing::error!(error = %e, "TLS reload failed; keeping the previous certificate");
+            if let Ok(mut s) = self.stamp.write() {
+                *s = now;
+            }
+        }
+    }
+
+    /// Watches the files (and SIGHUP) until cancelled.
+    pub async fn watch(self: Arc<Self>, cancel: CancellationToken) {
+        let mut tick = tokio::time::interval(self.cfg.reload_interval.max(Duration::from_millis(100)));
+        #[cfg(unix)]
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        loop {
+            #[cfg(unix)]
+            let hup_fut = async {
+                match hup.as_mut() {
+                    Some(h) => {
+                        h.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let hup_fut = std::future::pending::<()>();
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tick.tick() => self.reload_if_changed(),
+                _ = hup_fut => {
+                    if let Err(e) = self.reload() {
+                        tracing::error!(error = %e, "TLS reload on SIGHUP failed; keeping the previous certificate");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn mtimes(cfg: &TlsConfig) -> Option<(SystemTime, SystemTime)> {
+    let c = std::fs::metadata(&cfg.cert).and_then(|m| m.modified()).ok()?;
+    let k = std::fs::metadata(&cfg.key).and_then(|m| m.modified()).ok()?;
+    Some((c, k))
+}
+
+fn load_tls(cert: &Path, key: &Path) -> Result<ServerConfig, TlsError> {
+    let cert_err = |message: String| TlsError::Cert { path: cert.display().to_string(), message };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| cert_err(e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| cert_err(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(cert_err("no PEM certificate found".into()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| TlsError::Key { path: key.display().to_string(), message: e.to_string() })?;
+    let mut sc = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    sc.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(sc)
+}
+
+/// Connection-level limits.
+#[derive(Debug, Clone)]
+pub struct ConnLimits {
+    /// Most open connections.
+    pub max_connections: usize,
+    /// Deadline for request headers (and the TLS handshake).
+    pub header_timeout: Duration,
+}
+
+/// The peer address of a request, added as an extension.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// Serves `router` on `listener` until `cancel`, then lets open requests finish for at most
+/// `grace`.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<Arc<TlsReloader>>,
+    limits: ConnLimits,
+    metrics: IngestMetrics,
+    cancel: CancellationToken,
+    grace: Duration,
+) {
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).keep_alive(true);
+    builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(Duration::from_secs(30)));
+    let builder = Arc::new(builder);
+    loop {
+        // Wait for a free slot before accepting: extra clients wait in the kernel backlog.
+        let permit = tokio::select! {
+            _ = cancel.cancelled() => break,
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = cancel.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(s) => s,
+                Err(e) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let builder = builder.clone();
+        let tls = tls.as_ref().map(|t| t.current());
+        let header_timeout = limits.header_timeout;
+        let metrics = metrics.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let _permit = permit;
+            metrics.connections.inc();
+            let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(PeerAddr(peer));
+                router.clone().oneshot(req.map(axum::body::Body::new))
+            });
+            match tls {
+                None => {
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                    let _ = watcher.watch(conn.into_owned()).await;
+                }
+                Some(sc) => {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(sc);
+                    match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => {
+                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), svc);
+                            let _ = watcher.watch(conn.into_owned()).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
+            metrics.connections.dec();
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!("some webhook connections did not finish within the shutdown grace period");
+    }
+}

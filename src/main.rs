@@ -1,0 +1,76 @@
+//! The `mist-otel` command line.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use mist_otel::config::{Config, process_env};
+use std::path::PathBuf;
+
+/// Receive Juniper Mist webhooks, verify them, and export every event as OpenTelemetry logs,
+/// metrics and traces over OTLP.
+///
+/// Configuration comes from an optional YAML file (--config) and the environment
+/// (MIST_WEBHOOK_SECRET, MIST_OTEL_LISTEN, MIST_OTEL_ADMIN_LISTEN, MIST_OTEL_DATA_DIR,
+/// MIST_OTEL__SECTION__KEY for any key, and the standard OTEL_* variables).
+#[derive(Parser)]
+#[command(name = "mist-otel", version, about, long_about)]
+struct Cli {
+    /// YAML configuration file (`${VAR}` and `${VAR:-default}` are expanded).
+    #[arg(long, short, global = true, env = "MIST_OTEL_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve webhooks (the main job) until SIGTERM/SIGINT, then flush and exit.
+    Serve,
+    /// Validate the configuration and print the effective result, secrets redacted.
+    CheckConfig,
+}
+
+fn load(cli: &Cli) -> Result<Config> {
+    Config::load(cli.config.as_deref(), &process_env()).context("invalid configuration")
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match cli.command {
+        Command::CheckConfig => {
+            let cfg = load(&cli)?;
+            print!("{}", cfg.to_redacted_yaml());
+            eprintln!("configuration is valid");
+            Ok(())
+        }
+        Command::Serve => {
+            let cfg = load(&cli)?;
+            mist_otel::telemetry::init_logging(&cfg.log);
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(serve(cfg))
+        }
+    }
+}
+
+async fn serve(cfg: Config) -> Result<()> {
+    let running = mist_otel::app::start(cfg).await.context("cannot start")?;
+    wait_for_signal().await;
+    tracing::info!("shutting down: finishing requests and flushing");
+    running.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = tokio::signal::ctrl_c() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,1 @@
+//! Typed per-topic Mist events. (Filled in by the signals work.)
