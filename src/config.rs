@@ -140,9 +140,17 @@ impl Config {
         };
         expand_vars(&mut tree, "", env)?;
         apply_env_overrides(&mut tree, env)?;
+        let snapshot = tree.clone();
         let mut cfg: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
             let key = e.path().to_string();
-            ConfigError::Invalid { key, message: e.into_inner().to_string() }
+            let mut message = e.into_inner().to_string();
+            if let Some(v) =
+                lookup(&snapshot, &key).filter(|v| !matches!(v, Value::Mapping(_) | Value::Sequence(_)))
+            {
+                let shown = serde_norway::to_string(v).unwrap_or_default();
+                message = format!("{message} (got `{}`)", shown.trim());
+            }
+            ConfigError::Invalid { key, message }
         })?;
         cfg.export.apply_env(env)?;
         cfg.signals.apply_env(env)?;
@@ -265,6 +273,24 @@ fn apply_env_overrides(tree: &mut Value, env: &Env) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// The value at a path as serde_path_to_error prints it (`a.b[2].c`).
+fn lookup<'a>(tree: &'a Value, key: &str) -> Option<&'a Value> {
+    let mut cur = tree;
+    for seg in key.split('.') {
+        let (name, indices) = match seg.find('[') {
+            Some(i) => (&seg[..i], &seg[i..]),
+            None => (seg, ""),
+        };
+        if !name.is_empty() {
+            cur = cur.get(name)?;
+        }
+        for idx in indices.split('[').filter(|s| !s.is_empty()) {
+            cur = cur.get(idx.trim_end_matches(']').parse::<usize>().ok()?)?;
+        }
+    }
+    Some(cur)
+}
+
 fn set_path(tree: &mut Value, path: &[String], value: Value) -> Result<(), String> {
     let mut cur = tree;
     for (i, seg) in path.iter().enumerate() {
@@ -367,6 +393,13 @@ mod tests {
         std::fs::write(&p, "ingest:\n  lisen: 1.2.3.4:5\n").unwrap();
         let err = Config::load(Some(&p), &Env::new()).unwrap_err().to_string();
         assert!(err.contains("lisen"), "{err}");
+        std::fs::write(
+            &p,
+            "ingest:\n  endpoints:\n    - name: a\n      secrets: [x]\n      allow_sha1: maybe\n",
+        )
+        .unwrap();
+        let err = Config::load(Some(&p), &Env::new()).unwrap_err().to_string();
+        assert!(err.contains("ingest.endpoints[0].allow_sha1") && err.contains("maybe"), "{err}");
     }
 
     #[test]

@@ -67,9 +67,10 @@ impl Buffer {
         Ok(seq)
     }
 
-    /// True while an append of a typical body would be accepted.
+    /// True while the buffer is below 90% of its cap (readiness: a load balancer should send
+    /// elsewhere before deliveries start being refused).
     pub fn has_room(&self) -> bool {
-        self.state.lock().map(|s| s.bytes + 64 * 1024 <= self.max_bytes).unwrap_or(false)
+        self.state.lock().map(|s| s.bytes < self.max_bytes / 10 * 9).unwrap_or(false)
     }
 
     /// Waits up to `wait` for deliveries and removes up to `max` of them.

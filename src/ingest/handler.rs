@@ -5,6 +5,8 @@
 
 use super::config::IngestConfig;
 use super::metrics::{EndpointLabels, IngestMetrics, SigFailLabels, SigMatchLabels, TopicLabels};
+use super::ratelimit::RateLimiter;
+use super::server::PeerAddr;
 use super::signature::{self, HEADER_V1, HEADER_V2, Rejection, Verdict};
 use crate::export::{AppendError, Buffer};
 use crate::mist::envelope::{Envelope, topic_label};
@@ -56,6 +58,7 @@ pub struct IngestState {
     body_timeout: Duration,
     retry_after: HeaderValue,
     observers: Vec<Arc<dyn Observer>>,
+    limiter: Option<Arc<RateLimiter>>,
 }
 
 impl IngestState {
@@ -90,6 +93,8 @@ impl IngestState {
             body_timeout: cfg.body_timeout,
             retry_after: HeaderValue::from(cfg.retry_after_secs),
             observers: Vec::new(),
+            limiter: (cfg.rate_limit_per_source > 0)
+                .then(|| Arc::new(RateLimiter::new(cfg.rate_limit_per_source))),
         }
     }
 
@@ -152,6 +157,18 @@ async fn receive(st: &IngestState, name: &str, req: Request<Body>) -> Response {
     };
     let received_at_ns = now_ns();
     let (parts, body) = req.into_parts();
+
+    // 0. Per-source rate limit, before reading anything.
+    if let (Some(rl), Some(peer)) = (&st.limiter, parts.extensions.get::<PeerAddr>())
+        && !rl.allow(peer.0.ip(), std::time::Instant::now())
+    {
+        st.metrics.rate_limited.inc();
+        st.metrics.outcome(name, "unknown", "rate_limited");
+        st.observe(name, None, StatusCode::TOO_MANY_REQUESTS, 0, Some("rate limited"));
+        let mut resp = json_error(StatusCode::TOO_MANY_REQUESTS, "too many requests from this address");
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return resp;
+    }
 
     // 1. Size: refuse a declared oversize body before reading a byte of it.
     let declared = parts

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod handler;
 pub mod metrics;
+pub mod ratelimit;
 pub mod server;
 pub mod signature;
 

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what the tests need (scripts/deps/*.sh),
+# then format check, lints, and every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+for dep in scripts/deps/*.sh; do
+  [ -e "$dep" ] || continue
+  echo "== $dep"
+  bash "$dep"
+done
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --locked --all-targets --no-fail-fast
