@@ -5,6 +5,8 @@ use clap::{Parser, Subcommand};
 use mist_otel::config::{Config, process_env};
 use std::path::PathBuf;
 
+mod webhook_cli;
+
 /// Receive Juniper Mist webhooks, verify them, and export every event as OpenTelemetry logs,
 /// metrics and traces over OTLP.
 ///
@@ -27,6 +29,11 @@ enum Command {
     Serve,
     /// Validate the configuration and print the effective result, secrets redacted.
     CheckConfig,
+    /// Operator helpers: post signed test deliveries, register the webhook with Mist.
+    Webhook {
+        #[command(subcommand)]
+        command: webhook_cli::WebhookCommand,
+    },
 }
 
 fn load(cli: &Cli) -> Result<Config> {
@@ -37,6 +44,16 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
+        Command::Webhook { command } => {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            // A failed delivery or API call is an answer for the operator, not a crash: one
+            // line with the cause chain and exit status 1, no backtrace.
+            if let Err(e) = rt.block_on(webhook_cli::run(command)) {
+                eprintln!("error: {e:#}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::CheckConfig => {
             let cfg = load(&cli)?;
             print!("{}", cfg.to_redacted_yaml());
