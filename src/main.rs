@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use mist_otel::config::{Config, process_env};
 use std::path::PathBuf;
 
+mod health_cli;
 mod webhook_cli;
 
 /// Receive Juniper Mist webhooks, verify them, and export every event as OpenTelemetry logs,
@@ -29,6 +30,19 @@ enum Command {
     Serve,
     /// Validate the configuration and print the effective result, secrets redacted.
     CheckConfig,
+    /// Probe a running server's admin listener (/healthz, or /readyz with --ready); exit 0 when
+    /// it answers 2xx. For container HEALTHCHECKs in images without curl.
+    Health {
+        /// Probe /readyz instead of /healthz.
+        #[arg(long)]
+        ready: bool,
+        /// URL to probe instead of the configured admin listener.
+        #[arg(long)]
+        url: Option<String>,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
+    },
     /// Operator helpers: post signed test deliveries, register the webhook with Mist.
     Webhook {
         #[command(subcommand)]
@@ -50,6 +64,19 @@ fn main() -> Result<()> {
             // line with the cause chain and exit status 1, no backtrace.
             if let Err(e) = rt.block_on(webhook_cli::run(command)) {
                 eprintln!("error: {e:#}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Health { ready, ref url, timeout } => {
+            let url = match url {
+                Some(u) => u.clone(),
+                None => health_cli::probe_url(&load(&cli)?, ready),
+            };
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            if let Err(e) = rt.block_on(health_cli::run(&url, std::time::Duration::from_secs(timeout.max(1))))
+            {
+                eprintln!("unhealthy: {e:#}");
                 std::process::exit(1);
             }
             Ok(())
