@@ -530,6 +530,47 @@ async fn health_probe_and_dashboard_self_metrics_against_the_real_server() {
 }
 
 #[test]
+fn kubernetes_hints_agree_with_the_server() {
+    use serde::Deserialize;
+    let text = read("deploy/kubernetes/mist-otel.yaml");
+    let docs: Vec<Value> = serde_norway::Deserializer::from_str(&text)
+        .map(|d| Value::deserialize(d).expect("valid YAML"))
+        .collect();
+    let sts = docs.iter().find(|d| d["kind"] == "StatefulSet").expect("a StatefulSet");
+    let container = &s(sts, &["spec", "template", "spec", "containers"])[0];
+    let mut kenv = Env::new();
+    for e in container["env"].as_sequence().unwrap() {
+        let name = str_of(&e["name"]);
+        if let Some(v) = e.get("value") {
+            kenv.insert(name, str_of(v));
+        }
+    }
+    let aliases: BTreeSet<&str> = ALIASES.iter().map(|(v, _, _)| *v).collect();
+    for k in kenv.keys().filter(|k| k.as_str() != "POD_NAME") {
+        assert!(
+            aliases.contains(k.as_str()) || OTEL_STANDARD.contains(&k.as_str()),
+            "{k} is not read by mist-otel"
+        );
+    }
+    let cfg = Config::load(None, &kenv).unwrap_or_else(|e| panic!("kubernetes environment rejected: {e}"));
+    let port = |name: &str| -> u16 {
+        let p = container["ports"].as_sequence().unwrap().iter().find(|p| p["name"] == name).expect(name);
+        str_of(&p["containerPort"]).parse().unwrap()
+    };
+    assert_eq!(port("admin"), cfg.admin.listen.port());
+    assert_eq!(port("webhook"), cfg.ingest.listen.port());
+    assert_eq!(str_of(s(container, &["readinessProbe", "httpGet", "path"])), "/readyz");
+    assert_eq!(str_of(s(container, &["livenessProbe", "httpGet", "path"])), "/healthz");
+    assert_eq!(str_of(s(container, &["readinessProbe", "httpGet", "port"])), "admin");
+    // One claim per replica, mounted where the buffer lives.
+    let claim = str_of(&s(sts, &["spec", "volumeClaimTemplates"])[0]["metadata"]["name"]);
+    let mount = container["volumeMounts"].as_sequence().unwrap().iter().find(|m| str_of(&m["name"]) == claim);
+    assert_eq!(str_of(&mount.expect("claim mounted")["mountPath"]), cfg.data_dir.display().to_string());
+    // The poller's token is not handed to every webhook replica.
+    assert!(!kenv.contains_key("MIST_API_TOKEN"));
+}
+
+#[test]
 fn interpolation_helper_follows_compose_rules() {
     let vars: BTreeMap<String, String> = [("A".to_owned(), "x".to_owned())].into();
     assert_eq!(interpolate("${A}-${B:-d}-${C-e}", &vars).0, "x-d-e");
