@@ -300,6 +300,8 @@ pub struct Snapshot {
     pub events: Vec<TailEvent>,
     /// Health per component (`export`, `buffer`, `poller`).
     pub health: BTreeMap<String, Health>,
+    /// Open live-tail streams (pages watching right now).
+    pub live_viewers: usize,
 }
 
 #[derive(Clone)]
@@ -326,6 +328,7 @@ impl StatusState {
             deliveries: self.board.deliveries(),
             events: self.board.events(),
             health,
+            live_viewers: self.board.tail.receiver_count(),
         }
     }
 }
@@ -413,9 +416,10 @@ pub fn render_page(s: &Snapshot) -> String {
         h,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>mist-otel status</title>\
          <style>{STYLE}</style></head><body><h1>mist-otel status</h1>\
-         <p class=\"muted\">version {} · up {} s · times in UTC</p>",
+         <p class=\"muted\">version {} · up {} s · {} other live viewer(s) · times in UTC</p>",
         escape(s.version),
-        s.uptime_secs
+        s.uptime_secs,
+        s.live_viewers
     );
 
     h.push_str("<h2>Deliveries by topic</h2>");
