@@ -24,21 +24,27 @@ fn chromium() -> PathBuf {
     panic!("chromium not found: run scripts/deps/chromium.sh (installs Debian's chromium) and retry");
 }
 
-/// Runs headless Chromium with the flags that work on a closed network and returns its stdout.
+/// Headless Chromium with the flags that work on a closed network, its own empty profile.
+fn chromium_command(profile: &Path) -> Command {
+    let mut cmd = Command::new(chromium());
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()));
+    cmd
+}
+
+/// Runs headless Chromium on `url` and returns its stdout.
 fn chromium_run(extra: &[&str], url: &str) -> String {
     let profile = tempfile::tempdir().unwrap();
-    let mut child = Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
+    let mut child = chromium_command(profile.path())
         .args(extra)
         .arg(url)
         .stdin(Stdio::null())
@@ -198,4 +204,136 @@ async fn json_and_live_event_stream() {
     assert_eq!(v["deliveries"][0]["outcome"], "verified");
     assert_eq!(v["health"]["poller"]["enabled"], false);
     assert_eq!(v["events"][0]["topic"], "client-join");
+}
+
+/// A page open in headless Chromium, driven over the DevTools protocol (to watch the page
+/// change after it loaded, which `--dump-dom` cannot).
+struct LivePage {
+    child: std::process::Child,
+    ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    next_id: u64,
+    _profile: tempfile::TempDir,
+}
+
+impl LivePage {
+    async fn open(url: &str) -> LivePage {
+        use std::io::BufRead;
+        let profile = tempfile::tempdir().unwrap();
+        let mut child = chromium_command(profile.path())
+            .arg("--remote-debugging-port=0")
+            .arg(url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start chromium");
+        // Chromium prints "DevTools listening on ws://127.0.0.1:PORT/devtools/browser/…".
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("DevTools listening on ws://").nth(1) {
+                    let _ = tx.send(rest.split('/').next().unwrap_or_default().to_owned());
+                }
+            }
+        });
+        let Ok(host) = rx.recv_timeout(Duration::from_secs(60)) else {
+            let _ = child.kill();
+            panic!("chromium did not open its DevTools port");
+        };
+        // The page target opened with the URL.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let ws_url = loop {
+            let list: serde_json::Value =
+                client().get(format!("http://{host}/json/list")).send().await.unwrap().json().await.unwrap();
+            let page = list.as_array().and_then(|l| l.iter().find(|t| t["type"] == "page").cloned());
+            if let Some(u) = page.and_then(|p| p["webSocketDebuggerUrl"].as_str().map(str::to_owned)) {
+                break u;
+            }
+            assert!(Instant::now() < deadline, "no page target in chromium");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let (ws, _) = tokio_tungstenite::connect_async(ws_url.as_str()).await.expect("DevTools websocket");
+        LivePage { child, ws, next_id: 1, _profile: profile }
+    }
+
+    /// Evaluates a JavaScript expression in the page and returns its value.
+    async fn eval(&mut self, expr: &str) -> serde_json::Value {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        let id = self.next_id;
+        self.next_id += 1;
+        let msg = serde_json::json!({"id": id, "method": "Runtime.evaluate",
+            "params": {"expression": expr, "returnByValue": true}});
+        self.ws.send(Message::Text(msg.to_string().into())).await.unwrap();
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(20), self.ws.next())
+                .await
+                .expect("DevTools answer in time")
+                .expect("DevTools socket open")
+                .unwrap();
+            if let Message::Text(t) = m {
+                let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                if v["id"] == id {
+                    return v["result"]["result"]["value"].clone();
+                }
+            }
+        }
+    }
+
+    /// Polls `expr` until it is `true`, or fails with `what` after `secs`.
+    async fn wait_for(&mut self, expr: &str, secs: u64, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while self.eval(expr).await != serde_json::Value::Bool(true) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for LivePage {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An open page shows events that arrive after it loaded (the live tail), as text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_tail_updates_an_open_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &env(&[("MIST_WEBHOOK_SECRET", SECRET)]), &[]);
+    let mut page = LivePage::open(&server.admin_url("/")).await;
+    // The target may still show about:blank before it navigates to the page.
+    page.wait_for(
+        "document.readyState === 'complete' && document.getElementById('tail') !== null",
+        60,
+        "the status page to load",
+    )
+    .await;
+    assert_eq!(page.eval("document.getElementById('tail').children.length").await, 0);
+    // The page's EventSource is connected once the server counts a live viewer.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v: serde_json::Value =
+            client().get(server.admin_url("/status.json")).send().await.unwrap().json().await.unwrap();
+        if v["live_viewers"].as_u64().unwrap_or(0) >= 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the page never opened its live tail");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let body = br#"{"topic":"device-events","events":[{"type":"AP_RESTARTED","ap_name":"<b>lobby-ap</b>","timestamp":1700000100}]}"#.to_vec();
+    assert_eq!(post(&server.url(), body.clone(), &sign(SECRET, &body)).await, 200);
+    page.wait_for(
+        "document.getElementById('tail').innerText.includes('device-events type=AP_RESTARTED')",
+        30,
+        "the event in the live tail",
+    )
+    .await;
+    let tail = page.eval("document.getElementById('tail').innerText").await;
+    assert!(tail.as_str().unwrap().contains("ap_name=<b>lobby-ap</b>"), "{tail}");
+    // Shown as text: the markup did not become an element.
+    assert_eq!(page.eval("document.querySelectorAll('#tail b').length").await, 0);
 }
