@@ -281,6 +281,63 @@ pub fn samples_with_prefix(text: &str, prefix: &str) -> Vec<Sample> {
         .collect()
 }
 
+/// Splits a Prometheus label string (`a="x",b="y\\"z"`) into pairs, unescaping values.
+pub fn parse_labels(labels: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = labels;
+    while let Some((key, after)) = rest.split_once("=\"") {
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let mut end = after.len();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some((_, 'n')) => value.push('\n'),
+                    Some((_, other)) => value.push(other),
+                    None => {}
+                },
+                '"' => {
+                    end = i + 1;
+                    break;
+                }
+                c => value.push(c),
+            }
+        }
+        out.push((key.trim_start_matches(',').trim().to_owned(), value));
+        rest = &after[end..];
+    }
+    out
+}
+
+/// One site's stream subscription as the poller reports it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SiteState {
+    /// Site id.
+    pub site_id: String,
+    /// Stream channel (`devices`, `clients`, …).
+    pub channel: String,
+    /// Whether the subscription is confirmed now.
+    pub subscribed: bool,
+}
+
+/// Per-site connection state from the poller's `mist_otel_poller_site_subscribed` gauge.
+pub fn poller_sites(samples: &[Sample]) -> Vec<SiteState> {
+    samples
+        .iter()
+        .filter(|s| s.name == "mist_otel_poller_site_subscribed")
+        .map(|s| {
+            let labels = parse_labels(&s.labels);
+            let get =
+                |k: &str| labels.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+            SiteState {
+                site_id: get("site_id"),
+                channel: get("channel"),
+                subscribed: s.value.parse::<f64>().is_ok_and(|v| v >= 1.0),
+            }
+        })
+        .collect()
+}
+
 /// The components whose health the page shows: (title, metric prefix).
 pub const COMPONENTS: &[(&str, &str)] =
     &[("export", "mist_otel_export_"), ("buffer", "mist_otel_buffer_"), ("poller", "mist_otel_poller_")];
@@ -302,6 +359,8 @@ pub struct Snapshot {
     pub health: BTreeMap<String, Health>,
     /// Open live-tail streams (pages watching right now).
     pub live_viewers: usize,
+    /// The poller's per-site stream state (empty when the poller is off).
+    pub poller_sites: Vec<SiteState>,
 }
 
 #[derive(Clone)]
@@ -314,13 +373,14 @@ struct StatusState {
 impl StatusState {
     fn snapshot(&self) -> Snapshot {
         let text = crate::telemetry::render(&self.registry);
-        let health = COMPONENTS
+        let health: BTreeMap<String, Health> = COMPONENTS
             .iter()
             .map(|(name, prefix)| {
                 let samples = samples_with_prefix(&text, prefix);
                 ((*name).to_owned(), Health { enabled: !samples.is_empty(), samples })
             })
             .collect();
+        let poller_sites = health.get("poller").map(|h| poller_sites(&h.samples)).unwrap_or_default();
         Snapshot {
             version: env!("CARGO_PKG_VERSION"),
             uptime_secs: self.board.started.elapsed().as_secs(),
@@ -329,6 +389,7 @@ impl StatusState {
             events: self.board.events(),
             health,
             live_viewers: self.board.tail.receiver_count(),
+            poller_sites,
         }
     }
 }
@@ -468,6 +529,23 @@ pub fn render_page(s: &Snapshot) -> String {
         h.push_str("</table>");
     }
 
+    if !s.poller_sites.is_empty() {
+        h.push_str(
+            "<h2>Poller sites</h2><table id=\"poller-sites\"><tr><th>site</th><th>channel</th><th>stream</th></tr>",
+        );
+        for site in &s.poller_sites {
+            let (class, state) =
+                if site.subscribed { ("ok", "subscribed") } else { ("bad", "not connected") };
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td class=\"{class}\">{state}</td></tr>",
+                escape(&site.site_id),
+                escape(&site.channel)
+            );
+        }
+        h.push_str("</table>");
+    }
+
     h.push_str("<h2>Health</h2>");
     for (name, health) in &s.health {
         let _ = write!(h, "<h3>{}</h3>", escape(name));
@@ -539,6 +617,33 @@ mod tests {
         );
         assert_eq!(samples_with_prefix(text, "mist_otel_buffer_").len(), 1);
         assert!(samples_with_prefix(text, "mist_otel_export_").is_empty());
+    }
+
+    #[test]
+    fn poller_site_state_from_its_gauge() {
+        let text = "mist_otel_poller_site_subscribed{site_id=\"s-1\",channel=\"devices\"} 1\n\
+                    mist_otel_poller_site_subscribed{site_id=\"s\\\"2\",channel=\"clients\"} 0\n\
+                    mist_otel_poller_sites 2\n";
+        let sites = poller_sites(&samples_with_prefix(text, "mist_otel_poller_"));
+        assert_eq!(sites.len(), 2);
+        assert_eq!(
+            sites[0],
+            SiteState { site_id: "s-1".into(), channel: "devices".into(), subscribed: true }
+        );
+        assert_eq!(sites[1].site_id, "s\"2");
+        assert!(!sites[1].subscribed);
+        let page = render_page(&Snapshot {
+            version: "t",
+            uptime_secs: 0,
+            topics: BTreeMap::new(),
+            deliveries: vec![],
+            events: vec![],
+            health: BTreeMap::new(),
+            live_viewers: 0,
+            poller_sites: sites,
+        });
+        assert!(page.contains("<td>s-1</td><td>devices</td><td class=\"ok\">subscribed</td>"), "{page}");
+        assert!(page.contains("s&quot;2"), "{page}");
     }
 
     #[test]
