@@ -36,7 +36,8 @@ pub enum WebhookCommand {
 /// Arguments of `webhook send`.
 #[derive(Args)]
 pub struct SendArgs {
-    /// Payload files (`{"topic":..,"events":[..]}`), sent byte for byte.
+    /// Payload files (`{"topic":..,"events":[..]}`), sent byte for byte; a directory stands for
+    /// the `.json` files in it, in name order.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// The receiver, e.g. http://127.0.0.1:8080/mist/webhook.
@@ -124,11 +125,34 @@ fn one_line(body: &str) -> String {
     }
 }
 
+/// The files to send: each argument, or the `.json` files of a directory argument (sorted).
+fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("cannot list {}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.is_file() && f.extension().is_some_and(|x| x == "json"))
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                bail!("{} holds no .json files", p.display());
+            }
+            out.extend(files);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
 async fn send(a: SendArgs) -> Result<()> {
     let client = http_client(Duration::from_secs(a.timeout.max(1)))?;
-    let total = a.files.len();
+    let files = expand(&a.files)?;
+    let total = files.len();
     let mut failed = 0usize;
-    for (i, path) in a.files.iter().enumerate() {
+    for (i, path) in files.iter().enumerate() {
         let label = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let prefix = format!("[{}/{total}] {label}", i + 1);
         let body = match std::fs::read(path) {

@@ -82,6 +82,19 @@ async fn send_signs_like_mist_and_reports_each_file() {
     assert!(out.contains("2 of 2 deliveries failed"), "{out}");
     assert!(!out.contains(wrong) && !out.contains(SECRET), "{out}");
 
+    // A directory stands for its .json files, in name order.
+    let batch = tempfile::tempdir().unwrap();
+    for n in ["b-zone.json", "a-ping.json"] {
+        let src = if n.ends_with("zone.json") { "zone.json" } else { "ping.json" };
+        std::fs::copy(samples_dir().join("webhooks").join(src), batch.path().join(n)).unwrap();
+    }
+    std::fs::write(batch.path().join("notes.txt"), "not a payload").unwrap();
+    let d = batch.path().display().to_string();
+    let r = mist_otel(&["webhook", "send", "--url", &url, "--secret", SECRET, &d], &[]).await;
+    let out = text(&r);
+    assert!(r.status.success(), "{out}");
+    assert!(out.contains("[1/2] a-ping.json → 200") && out.contains("[2/2] b-zone.json → 200"), "{out}");
+
     // A missing file is reported and fails the run without stopping the others.
     let missing = dir.path().join("nope.json").display().to_string();
     let r =
@@ -253,6 +266,34 @@ async fn register_creates_then_updates_one_webhook() {
         assert_eq!(ours[0]["type"], "http-post");
         assert_eq!(ours[0]["url"], "https://otel.example.com/mist/webhook");
         assert_eq!(st.hooks.len(), 2);
+    }
+
+    // Dry run with a token: looks up (read-only) and shows the update it would make.
+    let args = [
+        "webhook",
+        "register",
+        "--org",
+        "org-1",
+        "--url",
+        "https://x/mist/webhook",
+        "--name",
+        "mist-otel",
+        "--topics",
+        "alarms",
+        "--api-url",
+        &base,
+        "--secret",
+        SECRET,
+        "--dry-run",
+    ];
+    let r = mist_otel(&args, &[("MIST_API_TOKEN", TOKEN)]).await;
+    let out = text(&r);
+    assert!(r.status.success(), "{out}");
+    assert!(out.contains(&format!("PUT {base}/api/v1/orgs/org-1/webhooks/wh-2")), "{out}");
+    assert!(!out.contains(SECRET) && !out.contains(TOKEN), "{out}");
+    {
+        let st = state.lock().unwrap();
+        assert_eq!((st.posts, st.puts), (1, 1), "a dry run changed something");
     }
 
     // A wrong token: the API's refusal is reported, non-zero exit, token not echoed.
