@@ -468,7 +468,9 @@ const es=new EventSource('/status/events');\
 es.onmessage=(m)=>{const e=JSON.parse(m.data);const li=document.createElement('li');\
 li.textContent=new Date(e.received_at_ms).toISOString().slice(11,19)+' '+e.topic+' '+e.summary;\
 tail.prepend(li);while(tail.children.length>200)tail.lastChild.remove();};\
-es.onerror=()=>{document.getElementById('live').textContent='(live tail disconnected; retrying)';};";
+const live=document.getElementById('live');const note=live.textContent;\
+es.onopen=()=>{live.textContent=note;};\
+es.onerror=()=>{live.textContent='(live tail disconnected; retrying)';};";
 
 /// Renders the page. Every piece of event or request text goes through [`escape`].
 pub fn render_page(s: &Snapshot) -> String {
@@ -483,7 +485,7 @@ pub fn render_page(s: &Snapshot) -> String {
         s.live_viewers
     );
 
-    h.push_str("<h2>Deliveries by topic</h2>");
+    h.push_str("<h2>Deliveries by topic</h2><p class=\"muted\">totals since start, as of page load</p>");
     if s.topics.is_empty() {
         h.push_str("<p id=\"no-deliveries\">No deliveries yet.</p>");
     } else {
