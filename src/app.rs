@@ -103,7 +103,10 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     })?;
 
     let mut tasks = Vec::new();
-    let state = IngestState::new(&cfg.ingest, buffer.clone(), ingest_metrics.clone());
+    // The status page watches every request outcome through the ingest observer hook.
+    let status_board = Arc::new(admin::status::StatusBoard::new());
+    let state = IngestState::new(&cfg.ingest, buffer.clone(), ingest_metrics.clone())
+        .with_observer(status_board.clone());
     let router = with_request_ids(ingest::router(&cfg.ingest.path, state));
     if let Some(t) = tls.clone() {
         tasks.push(tokio::spawn(t.watch(cancel.clone())));
@@ -123,8 +126,10 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let ready_buffer = buffer.clone();
     let ready: Vec<ReadyCheck> =
         vec![Arc::new(move || if ready_buffer.has_room() { Ok(()) } else { Err("buffer full".into()) })];
-    let admin_state = AdminState { registry: Arc::new(registry), extra_metrics: Vec::new(), ready };
-    let admin_router = admin::router(admin_state);
+    let registry = Arc::new(registry);
+    let status_router = admin::status::router(status_board, registry.clone(), cancel.clone());
+    let admin_state = AdminState { registry, extra_metrics: Vec::new(), ready };
+    let admin_router = admin::router(admin_state).merge(status_router);
     let admin_cancel = cancel.clone();
     tasks.push(tokio::spawn(async move {
         let r = axum::serve(admin_listener, admin_router)

@@ -5,6 +5,9 @@ use clap::{Parser, Subcommand};
 use mist_otel::config::{Config, process_env};
 use std::path::PathBuf;
 
+mod health_cli;
+mod webhook_cli;
+
 /// Receive Juniper Mist webhooks, verify them, and export every event as OpenTelemetry logs,
 /// metrics and traces over OTLP.
 ///
@@ -27,6 +30,24 @@ enum Command {
     Serve,
     /// Validate the configuration and print the effective result, secrets redacted.
     CheckConfig,
+    /// Probe a running server's admin listener (/healthz, or /readyz with --ready); exit 0 when
+    /// it answers 2xx. For container HEALTHCHECKs in images without curl.
+    Health {
+        /// Probe /readyz instead of /healthz.
+        #[arg(long)]
+        ready: bool,
+        /// URL to probe instead of the configured admin listener.
+        #[arg(long)]
+        url: Option<String>,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
+    },
+    /// Operator helpers: post signed test deliveries, register the webhook with Mist.
+    Webhook {
+        #[command(subcommand)]
+        command: webhook_cli::WebhookCommand,
+    },
 }
 
 fn load(cli: &Cli) -> Result<Config> {
@@ -47,6 +68,29 @@ fn main() -> std::process::ExitCode {
 fn run(cli: Cli) -> Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
+        Command::Webhook { command } => {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            // A failed delivery or API call is an answer for the operator, not a crash: one
+            // line with the cause chain and exit status 1, no backtrace.
+            if let Err(e) = rt.block_on(webhook_cli::run(command)) {
+                eprintln!("error: {e:#}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Health { ready, ref url, timeout } => {
+            let url = match url {
+                Some(u) => u.clone(),
+                None => health_cli::probe_url(&load(&cli)?, ready),
+            };
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            if let Err(e) = rt.block_on(health_cli::run(&url, std::time::Duration::from_secs(timeout.max(1))))
+            {
+                eprintln!("unhealthy: {e:#}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::CheckConfig => {
             let cfg = load(&cli)?;
             print!("{}", cfg.to_redacted_yaml());

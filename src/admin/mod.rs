@@ -1,5 +1,7 @@
 //! The admin listener (loopback by default): `/healthz`, `/readyz`, `/metrics` and the status page.
 
+pub mod status;
+
 use crate::config::ConfigError;
 use axum::Router;
 use axum::extract::State;
