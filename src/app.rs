@@ -103,6 +103,16 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     })?;
 
     let mut tasks = Vec::new();
+    let mut extra_metrics: Vec<admin::MetricsSource> = Vec::new();
+    if cfg.poller.enabled {
+        let poller = crate::poller::start(&cfg.poller, &mut registry, cancel.clone())
+            .await
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        extra_metrics.push(poller.metrics_source());
+        // The export pipeline pulls `poller.producer()` (an `export::MetricsProducer`) once it exists.
+        let _otlp_producer = poller.producer();
+        tasks.push(tokio::spawn(poller.join()));
+    }
     let state = IngestState::new(&cfg.ingest, buffer.clone(), ingest_metrics.clone());
     let router = with_request_ids(ingest::router(&cfg.ingest.path, state));
     if let Some(t) = tls.clone() {
@@ -123,7 +133,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let ready_buffer = buffer.clone();
     let ready: Vec<ReadyCheck> =
         vec![Arc::new(move || if ready_buffer.has_room() { Ok(()) } else { Err("buffer full".into()) })];
-    let admin_state = AdminState { registry: Arc::new(registry), extra_metrics: Vec::new(), ready };
+    let admin_state = AdminState { registry: Arc::new(registry), extra_metrics, ready };
     let admin_router = admin::router(admin_state);
     let admin_cancel = cancel.clone();
     tasks.push(tokio::spawn(async move {
