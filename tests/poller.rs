@@ -522,3 +522,22 @@ async fn otlp_producer_carries_the_same_set_with_resource_attributes() {
     assert_eq!(attr(&p.attributes, "mist.ap.mac").as_deref(), Some("5c5b358e6fea"));
     run.stop().await;
 }
+
+#[tokio::test]
+async fn rest_calls_do_not_grow_with_sites_or_scrapes() {
+    let sites: Vec<Value> = (1..=100).map(|i| site(&site_id(i), &format!("Site {i}"))).collect();
+    let fake = FakeMist::start(sites).await;
+    let run = Running::start(&cfg(&fake)).await;
+    let all: Vec<String> = (1..=100).flat_map(|i| [devices(i), clients(i)]).collect();
+    wait_subscribed(&fake, &all).await;
+    eventually("org figures", Duration::from_secs(5), || run.text().contains("mist_org_alarms_total{")).await;
+    for _ in 0..50 {
+        let _ = run.text();
+        let _ = run.handle.producer().collect(1);
+    }
+    let calls = fake.with(|i| i.calls.clone());
+    // /self once, the site list in one page, four org-level counts: 6, whatever the site count.
+    assert_eq!(calls.len(), 6, "{calls:?}");
+    assert_eq!(fake.with(|i| i.connections), 1, "200 channels fit one connection");
+    run.stop().await;
+}
