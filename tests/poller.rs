@@ -541,3 +541,28 @@ async fn rest_calls_do_not_grow_with_sites_or_scrapes() {
     assert_eq!(fake.with(|i| i.connections), 1, "200 channels fit one connection");
     run.stop().await;
 }
+
+#[tokio::test]
+async fn api_client_follows_next_links_of_search_endpoints() {
+    use mist_otel::mist::api::{ApiClient, ApiMetrics, ApiOptions};
+    let fake = FakeMist::start(vec![]).await;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let api = ApiClient::new(&fake.base(), Secret::new(TOKEN), ApiOptions::default(), ApiMetrics::default())
+        .unwrap();
+    let items = api.get_list("alarms_search", &format!("/api/v1/orgs/{ORG}/alarms/search")).await.unwrap();
+    let ids: Vec<&str> = items.iter().map(|a| a["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["alarm-0", "alarm-1", "alarm-2", "alarm-3", "alarm-4", "alarm-5"]);
+    assert_eq!(fake.calls_to(&format!("/api/v1/orgs/{ORG}/alarms/search")), 3);
+}
+
+#[tokio::test]
+async fn unreachable_self_at_start_is_retried_in_the_background() {
+    let fake = FakeMist::start(vec![site(&site_id(1), "HQ")]).await;
+    fake.with(|i| i.fail_next = 2);
+    let run = Running::start(&cfg(&fake)).await;
+    wait_subscribed(&fake, &[devices(1), clients(1)]).await;
+    let t = run.text();
+    assert!(t.contains("mist_otel_poller_api_calls_total{endpoint=\"self\",status=\"503\"} 2"), "{t}");
+    assert!(t.contains(&format!("mist_org_sites_total{{org_id=\"{ORG}\"}} 1")), "{t}");
+    run.stop().await;
+}

@@ -233,6 +233,8 @@ impl Stream {
 enum End {
     /// Cancelled or the owner went away: stop for good.
     Stop,
+    /// Every channel was taken away: close, and wait for new ones without counting a reconnect.
+    Idle,
     /// Lost: reconnect. `healthy` when the session had confirmed subscriptions (resets backoff).
     Lost { reason: String, healthy: bool },
 }
@@ -261,6 +263,11 @@ async fn run_conn(
         attempt += 1;
         match session(idx, &mut rx, &opts, &sink, &metrics, &cancel).await {
             End::Stop => return,
+            End::Idle => {
+                attempt = 0;
+                backoff = opts.backoff_min;
+                continue;
+            }
             End::Lost { reason, healthy } => {
                 tracing::warn!(conn = idx, reason = %reason, "Mist WebSocket connection lost; reconnecting");
                 if healthy {
@@ -364,6 +371,10 @@ async fn session(
                     pending.insert(ch.clone(), Pending { deadline: Instant::now() + opts.subscribe_timeout, attempts: 1 });
                 }
                 wanted = now_wanted;
+                if wanted.is_empty() && end.is_none() {
+                    let _ = write.send(Message::Close(None)).await;
+                    end = Some(End::Idle);
+                }
             }
             _ = ping.tick() => {
                 if write.send(Message::Ping(Default::default())).await.is_err() {
@@ -434,6 +445,7 @@ async fn session(
     let end = end.unwrap_or(End::Stop);
     let reason = match &end {
         End::Stop => "stopped".to_owned(),
+        End::Idle => "no channels left".to_owned(),
         End::Lost { reason, .. } => reason.clone(),
     };
     sink(StreamEvent::Disconnected { conn: idx, channels: wanted.into_iter().collect(), reason });

@@ -517,6 +517,15 @@ fn text(m: &Map<String, Value>, k: &str) -> String {
     }
 }
 
+/// The device id; partial frames may lack it, and Mist derives it from the MAC, so the
+/// series keeps one identity (and distinct devices never collapse into one label set).
+fn device_id(m: &Map<String, Value>, mac: &str) -> String {
+    match m.get("id").and_then(Value::as_str) {
+        Some(id) if !id.is_empty() => id.to_owned(),
+        _ => format!("00000000-0000-0000-1000-{mac}"),
+    }
+}
+
 /// Gathers every family from the state as of `now` (entries past their TTL are left out even
 /// before the next prune).
 pub fn gather(st: &State, now: Instant) -> Vec<Family> {
@@ -535,7 +544,7 @@ pub fn gather(st: &State, now: Instant) -> Vec<Family> {
         let site: Arc<str> = d.site_id.as_str().into();
         let mut labels = base(&d.site_id);
         labels.extend([
-            lbl("device_id", "mist.device.id", text(m, "id")),
+            lbl("device_id", "mist.device.id", device_id(m, mac)),
             lbl("device_name", "mist.device.name", text(m, "name")),
             lbl("device_type", "mist.device.type", text(m, "type")),
             lbl("device_model", "mist.device.model", text(m, "model")),

@@ -144,10 +144,21 @@ pub async fn start(
         ..ApiOptions::default()
     };
     let api = ApiClient::new(&cfg.cloud, cfg.token.clone(), opts, api_metrics)?;
+    // A token that sees zero or several orgs, or is refused, fails the start with a clear
+    // message. Mist being unreachable does not: the webhook path must come up regardless, so
+    // discovery is retried in the background.
     let org_id = if cfg.org_id.trim().is_empty() {
-        let org = api.discover_org().await?;
-        tracing::info!(org_id = %org, "Mist organisation discovered from /self");
-        org
+        match api.discover_org().await {
+            Ok(org) => {
+                tracing::info!(org_id = %org, "Mist organisation discovered from /self");
+                org
+            }
+            Err(e) if e.is_permanent() => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(error = %e, "Mist organisation discovery failed; retrying in the background");
+                String::new()
+            }
+        }
     } else {
         cfg.org_id.trim().to_owned()
     };
@@ -226,7 +237,26 @@ async fn run(
     mut stream: Stream,
     cancel: CancellationToken,
 ) {
-    let org_id = shared.state.lock().unwrap_or_else(|e| e.into_inner()).org_id.clone();
+    let mut org_id = shared.state.lock().unwrap_or_else(|e| e.into_inner()).org_id.clone();
+    let mut delay = cfg.stream.backoff_min;
+    while org_id.is_empty() {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(300));
+        match api.discover_org().await {
+            Ok(org) => {
+                tracing::info!(org_id = %org, "Mist organisation discovered from /self");
+                shared.state.lock().unwrap_or_else(|e| e.into_inner()).org_id.clone_from(&org);
+                org_id = org;
+            }
+            Err(e) => {
+                tele.refresh_errors.get_or_create(&vec![("what".into(), "self".into())]).inc();
+                tracing::warn!(error = %e, "Mist organisation discovery failed");
+            }
+        }
+    }
     let mut sites_tick = tokio::time::interval(cfg.site_refresh_interval);
     let mut org_tick = tokio::time::interval(cfg.org_interval);
     let prune_every = (cfg.series_ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));

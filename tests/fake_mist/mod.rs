@@ -63,6 +63,8 @@ pub struct Inner {
     pub page_cap: usize,
     /// The next N REST requests get 429.
     pub rate_limit: u32,
+    /// The next N REST requests get 503.
+    pub fail_next: u32,
     /// `Retry-After` seconds for 429s.
     pub retry_after: u32,
     /// Channels to refuse.
@@ -126,6 +128,7 @@ impl FakeMist {
             .route("/api/v1/orgs/{org}/tickets/count", get(tickets_count))
             .route("/api/v1/orgs/{org}/devices/count", get(devices_count))
             .route("/api/v1/orgs/{org}/clients/count", get(clients_count))
+            .route("/api/v1/orgs/{org}/alarms/search", get(alarms_search))
             .route("/api-ws/v1/stream", get(ws_handler))
             .with_state(ctl.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -189,6 +192,10 @@ fn gate(ctl: &Ctl, headers: &HeaderMap, uri: &axum::http::Uri) -> Option<Respons
                 .into_response(),
         );
     }
+    if i.fail_next > 0 {
+        i.fail_next -= 1;
+        return Some((StatusCode::SERVICE_UNAVAILABLE, "{\"detail\":\"maintenance\"}").into_response());
+    }
     if i.rate_limit > 0 {
         i.rate_limit -= 1;
         let ra = i.retry_after.to_string();
@@ -242,6 +249,26 @@ async fn tickets_count(State(ctl): State<Arc<Ctl>>, req: Request) -> Response {
         return r;
     }
     axum::Json(sample("rest/org_tickets_count.mistclient-testdata.json")).into_response()
+}
+
+/// A search endpoint paged by `next` links (3 pages of 2 alarms), as Mist's `/search` ones are.
+async fn alarms_search(
+    State(ctl): State<Arc<Ctl>>,
+    Query(q): Query<HashMap<String, String>>,
+    req: Request,
+) -> Response {
+    if let Some(r) = gate(&ctl, req.headers(), req.uri()) {
+        return r;
+    }
+    let page: usize = q.get("search_after").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let results: Vec<Value> =
+        (0..2).map(|k| json!({"id": format!("alarm-{}", page * 2 + k), "type": "device_down"})).collect();
+    let mut body = json!({"results": results, "limit": 2, "total": 6});
+    if page < 2 {
+        let org = req.uri().path().split('/').nth(4).unwrap_or_default().to_owned();
+        body["next"] = json!(format!("/api/v1/orgs/{org}/alarms/search?limit=2&search_after={}", page + 1));
+    }
+    axum::Json(body).into_response()
 }
 
 fn per_site_counts(ctl: &Ctl, n: u64) -> Value {
