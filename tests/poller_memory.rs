@@ -82,6 +82,18 @@ fn heap_per_tracked_client_and_device() {
     println!(
         "heap per tracked client: {per_client:.0} bytes; per tracked AP (full ap_stats sample): {per_device:.0} bytes"
     );
+    // Scrape cost at this size, for the record (printed, not asserted).
+    let t0 = Instant::now();
+    let fams = mist_otel::poller::metrics::gather(&st, now);
+    let mut text = String::new();
+    mist_otel::poller::metrics::render_prometheus(&fams, &mut text);
+    println!(
+        "one scrape of {CLIENTS} clients + {DEVICES} APs: {} lines, {} KiB, {:?} (debug build)",
+        text.lines().count(),
+        text.len() / 1024,
+        t0.elapsed()
+    );
+    assert!(text.contains("mist_client_rssi_dbm{"));
     assert!(per_client < 1024.0, "{per_client} bytes per client");
     assert!(per_device < 16.0 * 1024.0, "{per_device} bytes per device");
 }

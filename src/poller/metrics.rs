@@ -47,12 +47,22 @@ pub struct Label {
 pub struct Point {
     /// Site of the point (`None` for org-wide figures); selects the OTLP resource.
     pub site: Option<Arc<str>>,
-    /// Labels.
-    pub labels: Vec<Label>,
+    /// Labels shared by every point of the same device, client or site (cloned by reference,
+    /// so gathering 10,000 clients does not copy 200,000 label sets).
+    pub labels: Arc<[Label]>,
+    /// Labels of this point only (`radio`, `port`, `type`, …).
+    pub extra: Vec<Label>,
     /// Value.
     pub value: f64,
     /// Series start (counters), nanoseconds since the epoch.
     pub start_ns: u64,
+}
+
+impl Point {
+    /// Every label: shared ones, then this point's own.
+    pub fn all_labels(&self) -> impl Iterator<Item = &Label> {
+        self.labels.iter().chain(self.extra.iter())
+    }
 }
 
 /// A metric family.
@@ -551,10 +561,13 @@ pub fn gather(st: &State, now: Instant) -> Vec<Family> {
             lbl("device_hw_rev", "mist.device.hw_rev", text(m, "hw_rev")),
             lbl("", "mist.device.mac", mac.clone()),
         ]);
-        let point = |value: f64, extra: Vec<Label>| {
-            let mut l = labels.clone();
-            l.extend(extra);
-            Point { site: Some(site.clone()), labels: l, value, start_ns: d.start_ns }
+        let labels: Arc<[Label]> = labels.into();
+        let point = |value: f64, extra: Vec<Label>| Point {
+            site: Some(site.clone()),
+            labels: labels.clone(),
+            extra,
+            value,
+            start_ns: d.start_ns,
         };
         for (name, help, kind, ex) in DEVICE {
             if let Some(v) = ex(m) {
@@ -580,8 +593,8 @@ pub fn gather(st: &State, now: Instant) -> Vec<Family> {
                 for (name, help, kind, key) in RADIO {
                     if let Some(v) = r.get(*key).and_then(number) {
                         let raw = band.strip_prefix("band_").unwrap_or(band);
-                        let mut p = point(v, vec![lbl("radio", "", radio_label(band))]);
-                        p.labels.push(lbl("", "mist.band", raw));
+                        let p =
+                            point(v, vec![lbl("radio", "", radio_label(band)), lbl("", "mist.band", raw)]);
                         f.push(name, help, *kind, p);
                     }
                 }
@@ -614,6 +627,7 @@ pub fn gather(st: &State, now: Instant) -> Vec<Family> {
             }
         }
         let site: Arc<str> = (*c.site_id).into();
+        let labels: Arc<[Label]> = labels.into();
         for (i, (name, help, kind)) in CLIENT.iter().enumerate() {
             debug_assert_eq!(CLIENT_NUM_KEYS.len(), CLIENT.len());
             let v = c.nums[i];
@@ -624,15 +638,24 @@ pub fn gather(st: &State, now: Instant) -> Vec<Family> {
                 name,
                 help,
                 *kind,
-                Point { site: Some(site.clone()), labels: labels.clone(), value: v, start_ns: c.start_ns },
+                Point {
+                    site: Some(site.clone()),
+                    labels: labels.clone(),
+                    extra: Vec::new(),
+                    value: v,
+                    start_ns: c.start_ns,
+                },
             );
         }
     }
 
-    let org_point = |value: f64, extra: Vec<Label>| {
-        let mut l = vec![lbl("org_id", "", org)];
-        l.extend(extra);
-        Point { site: None, labels: l, value, start_ns: 0 }
+    let org_labels: Arc<[Label]> = vec![lbl("org_id", "", org)].into();
+    let org_point = |value: f64, extra: Vec<Label>| Point {
+        site: None,
+        labels: org_labels.clone(),
+        extra,
+        value,
+        start_ns: 0,
     };
     f.push(
         "mist_org_sites_total",
@@ -662,21 +685,35 @@ pub fn gather(st: &State, now: Instant) -> Vec<Family> {
     }
     for s in st.sites.values() {
         let site: Arc<str> = s.id.as_str().into();
-        let mut l = base(&s.id);
-        l.push(lbl("country_code", "mist.site.country_code", s.country_code.clone()));
-        l.push(lbl("timezone", "mist.site.timezone", s.timezone.clone()));
+        let shared: Arc<[Label]> = base(&s.id).into();
+        let l = vec![
+            lbl("country_code", "mist.site.country_code", s.country_code.clone()),
+            lbl("timezone", "mist.site.timezone", s.timezone.clone()),
+        ];
         f.push(
             "mist_site_info",
             "Information about a Mist site.",
             Kind::Gauge,
-            Point { site: Some(site.clone()), labels: l, value: 1.0, start_ns: 0 },
+            Point { site: Some(site.clone()), labels: shared.clone(), extra: l, value: 1.0, start_ns: 0 },
         );
         if let Some(n) = st.org.devices_by_site.get(&s.id) {
-            let p = Point { site: Some(site.clone()), labels: base(&s.id), value: *n, start_ns: 0 };
+            let p = Point {
+                site: Some(site.clone()),
+                labels: shared.clone(),
+                extra: vec![],
+                value: *n,
+                start_ns: 0,
+            };
             f.push("mist_site_devices_total", "Devices assigned to the site (from REST).", Kind::Gauge, p);
         }
         if let Some(n) = st.org.clients_by_site.get(&s.id) {
-            let p = Point { site: Some(site.clone()), labels: base(&s.id), value: *n, start_ns: 0 };
+            let p = Point {
+                site: Some(site.clone()),
+                labels: shared.clone(),
+                extra: vec![],
+                value: *n,
+                start_ns: 0,
+            };
             f.push("mist_site_clients_total", "Wireless clients at the site (from REST).", Kind::Gauge, p);
         }
     }
@@ -696,7 +733,7 @@ pub fn render_prometheus(families: &[Family], out: &mut String) {
             out.push_str(fam.name);
             out.push('{');
             let mut first = true;
-            for l in p.labels.iter().filter(|l| !l.prom.is_empty()) {
+            for l in p.all_labels().filter(|l| !l.prom.is_empty()) {
                 if !first {
                     out.push(',');
                 }
@@ -761,8 +798,7 @@ pub fn to_otlp(
         let mut per_site: HashMap<Option<Arc<str>>, Vec<NumberDataPoint>> = HashMap::new();
         for p in &fam.points {
             let attributes = p
-                .labels
-                .iter()
+                .all_labels()
                 .filter(|l| !l.otel.is_empty() && !l.value.is_empty())
                 .map(|l| kv(l.otel, &l.value))
                 .collect();
