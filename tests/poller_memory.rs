@@ -40,7 +40,7 @@ fn sample(rel: &str) -> Value {
 
 #[test]
 fn heap_per_tracked_client_and_device() {
-    const CLIENTS: usize = 20_000;
+    const CLIENTS: usize = 10_000;
     const DEVICES: usize = 1_000;
     let client = sample("stats/client_stats.json")[0].clone();
     let ap = sample("stats/ap_stats.json")[0].clone();
