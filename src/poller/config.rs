@@ -33,8 +33,8 @@ pub struct PollerConfig {
     pub series_ttl: Duration,
     /// Most clients with their own series; updates for more are counted
     /// (`mist_otel_poller_series_dropped_total{kind="client"}`) and left out. Each client costs
-    /// 20 series (~7 KiB of Prometheus text), so the default 1,000 clients is 20,000
-    /// series (~7 MiB per scrape); 0 turns per-client series off.
+    /// 20 series (~8 KiB of Prometheus text), so the default 1,000 clients is 20,000
+    /// series (~8 MiB per scrape); 0 turns per-client series off.
     pub max_clients: usize,
     /// REST calls per hour this poller may spend (Mist allows 5,000 per token, shared with
     /// every other user of the token).
