@@ -103,6 +103,16 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     })?;
 
     let mut tasks = Vec::new();
+    let mut extra_metrics: Vec<admin::MetricsSource> = Vec::new();
+    if cfg.poller.enabled {
+        let poller = crate::poller::start(&cfg.poller, &mut registry, cancel.clone())
+            .await
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        extra_metrics.push(poller.metrics_source());
+        // The export pipeline pulls `poller.producer()` (an `export::MetricsProducer`) once it exists.
+        let _otlp_producer = poller.producer();
+        tasks.push(tokio::spawn(poller.join()));
+    }
     // The status page watches every request outcome through the ingest observer hook.
     let status_board = Arc::new(admin::status::StatusBoard::new());
     let state = IngestState::new(&cfg.ingest, buffer.clone(), ingest_metrics.clone())
@@ -128,7 +138,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         vec![Arc::new(move || if ready_buffer.has_room() { Ok(()) } else { Err("buffer full".into()) })];
     let registry = Arc::new(registry);
     let status_router = admin::status::router(status_board, registry.clone(), cancel.clone());
-    let admin_state = AdminState { registry, extra_metrics: Vec::new(), ready };
+    let admin_state = AdminState { registry, extra_metrics, ready };
     let admin_router = admin::router(admin_state).merge(status_router);
     let admin_cancel = cancel.clone();
     tasks.push(tokio::spawn(async move {

@@ -1,6 +1,10 @@
 //! Mist's regional clouds: REST and WebSocket hosts by cloud name.
 
 /// (name, REST API host) for every Mist cloud.
+///
+/// Checked against the cloud list of Juniper's `mistapi` Python package (`__api_session.py`,
+/// `CLOUDS`: Global 01–05, EMEA 01–04, APAC 01–03) and the `mistapi-go` environments; the
+/// WebSocket host is the REST host with `api.` replaced by `api-ws.` in both.
 pub const CLOUDS: &[(&str, &str)] = &[
     ("global01", "api.mist.com"),
     ("global02", "api.gc1.mist.com"),
@@ -33,7 +37,9 @@ pub fn rest_base(cloud: &str) -> Result<String, UnknownCloud> {
         return Ok("https://api.mist.com".into());
     }
     let lower = c.to_ascii_lowercase();
-    if let Some((_, host)) = CLOUDS.iter().find(|(n, h)| *n == lower || *h == lower) {
+    // `Global 01`, `global_01` and `global-01` are how Mist's docs and SDKs spell the names.
+    let compact: String = lower.chars().filter(|ch| !matches!(ch, ' ' | '_' | '-')).collect();
+    if let Some((_, host)) = CLOUDS.iter().find(|(n, h)| *n == compact || *h == lower) {
         return Ok(format!("https://{host}"));
     }
     Err(UnknownCloud(cloud.to_owned()))
@@ -62,6 +68,10 @@ mod tests {
     fn resolves_clouds() {
         assert_eq!(rest_base("global01").unwrap(), "https://api.mist.com");
         assert_eq!(rest_base("EMEA01").unwrap(), "https://api.eu.mist.com");
+        assert_eq!(rest_base("Global 05").unwrap(), "https://api.gc4.mist.com");
+        assert_eq!(rest_base("apac_03").unwrap(), "https://api.gc7.mist.com");
+        assert_eq!(rest_base("api.gc6.mist.com").unwrap(), "https://api.gc6.mist.com");
+        assert_eq!(stream_url("https://api.gc7.mist.com"), "wss://api-ws.gc7.mist.com/api-ws/v1/stream");
         assert_eq!(rest_base("http://127.0.0.1:9/").unwrap(), "http://127.0.0.1:9");
         assert!(rest_base("mars01").is_err());
         assert_eq!(stream_url("https://api.eu.mist.com"), "wss://api-ws.eu.mist.com/api-ws/v1/stream");
