@@ -3,10 +3,13 @@
 
 use crate::admin::{self, AdminState, ReadyCheck};
 use crate::config::Config;
-use crate::export::Buffer;
+use crate::export::{Buffer, ExportMetrics, Exporters, MetricsProducer, Pipeline};
+use crate::ingest::handler::DEFAULT_ENDPOINT;
 use crate::ingest::server::{self, ConnLimits, TlsReloader};
 use crate::ingest::{self, IngestMetrics, IngestState};
+use crate::signals::Translator;
 use crate::telemetry;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,15 +42,18 @@ pub struct Running {
     pub admin_addr: SocketAddr,
     cancel: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+    pipeline: JoinHandle<()>,
 }
 
 impl Running {
-    /// Stops accepting, lets requests finish, flushes, and returns when everything stopped.
+    /// Stops accepting, lets requests finish, flushes (within `export.shutdown_timeout`; what
+    /// is not exported by then stays on disk), and returns when everything stopped.
     pub async fn shutdown(self) {
         self.cancel.cancel();
         for t in self.tasks {
             let _ = t.await;
         }
+        let _ = self.pipeline.await;
     }
 
     /// A token that stops the server when cancelled.
@@ -58,6 +64,15 @@ impl Running {
 
 /// Starts every component and returns once the listeners are bound.
 pub async fn start(cfg: Config) -> Result<Running, StartError> {
+    start_with_producers(cfg, Vec::new()).await
+}
+
+/// Like [`start`], with extra metric sources (e.g. the poller) collected at every metric export
+/// alongside the translator's aggregation.
+pub async fn start_with_producers(
+    cfg: Config,
+    producers: Vec<Arc<dyn MetricsProducer>>,
+) -> Result<Running, StartError> {
     if cfg.ingest.default_endpoint_unusable() && cfg.ingest.endpoints.is_empty() {
         return Err(StartError::Config(
             "no webhook secret configured: set MIST_WEBHOOK_SECRET (or ingest.secrets), \
@@ -78,7 +93,11 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let cancel = CancellationToken::new();
     let mut registry = telemetry::new_registry();
     let ingest_metrics = IngestMetrics::register(&mut registry);
-    let buffer = Buffer::new(&cfg.buffer);
+    let buffer = Buffer::open(&cfg.buffer, &cfg.data_dir, &mut registry).map_err(|e| {
+        StartError::DataDir { path: cfg.data_dir.display().to_string(), message: e.to_string() }
+    })?;
+    let exporters = Exporters::build(&cfg.export).map_err(|e| StartError::Config(e.to_string()))?;
+    let export_metrics = ExportMetrics::register(&mut registry);
 
     let tls = cfg.ingest.tls.clone().map(TlsReloader::new).transpose()?;
     let webhook_listener = TcpListener::bind(cfg.ingest.listen).await.map_err(|source| StartError::Bind {
@@ -120,6 +139,22 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         Duration::from_secs(10),
     )));
 
+    let mut attributes = HashMap::new();
+    attributes.insert(DEFAULT_ENDPOINT.to_owned(), cfg.ingest.attributes.clone());
+    for ep in &cfg.ingest.endpoints {
+        attributes.insert(ep.name.clone(), ep.attributes.clone());
+    }
+    let pipeline = Pipeline::new(
+        buffer.clone(),
+        Translator::new(&cfg.signals),
+        exporters,
+        cfg.export.clone(),
+        attributes,
+        producers,
+        export_metrics,
+    );
+    let pipeline = tokio::spawn(pipeline.run(cancel.clone()));
+
     let ready_buffer = buffer.clone();
     let ready: Vec<ReadyCheck> =
         vec![Arc::new(move || if ready_buffer.has_room() { Ok(()) } else { Err("buffer full".into()) })];
@@ -136,7 +171,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     }));
 
     tracing::info!(webhooks = %webhook_addr, admin = %admin_addr, path = %cfg.ingest.path, tls = cfg.ingest.tls.is_some(), "mist-otel listening");
-    Ok(Running { webhook_addr, admin_addr, cancel, tasks })
+    Ok(Running { webhook_addr, admin_addr, cancel, tasks, pipeline })
 }
 
 /// Request ids: taken from `X-Request-Id` or generated, echoed back, and put on the log span.
