@@ -351,20 +351,18 @@ fn http_fault(f: Fault) -> Response {
 fn decode_http<T: Message + Default + serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(Transport, BTreeMap<String, String>, T), Response> {
+) -> Result<(Transport, BTreeMap<String, String>, T), String> {
     let mut raw = body.to_vec();
     if headers.get("content-encoding").is_some_and(|v| v == "gzip") {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(body)
-            .read_to_end(&mut out)
-            .map_err(|_| (StatusCode::BAD_REQUEST, "bad gzip").into_response())?;
+        flate2::read::GzDecoder::new(body).read_to_end(&mut out).map_err(|_| "bad gzip".to_owned())?;
         raw = out;
     }
     let json = headers.get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
     let msg = if json {
-        serde_json::from_slice(&raw).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()).into_response())?
+        serde_json::from_slice(&raw).map_err(|e| e.to_string())?
     } else {
-        T::decode(raw.as_slice()).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()).into_response())?
+        T::decode(raw.as_slice()).map_err(|e| e.to_string())?
     };
     let h = headers
         .iter()
@@ -386,7 +384,7 @@ async fn http_logs(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> 
             s.lock().unwrap().logs.push(rec);
             proto_ok(ExportLogsServiceResponse::default())
         }
-        Err(r) => r,
+        Err(e) => (StatusCode::BAD_REQUEST, e).into_response(),
     }
 }
 
@@ -399,7 +397,7 @@ async fn http_metrics(State(s): State<Shared>, headers: HeaderMap, body: Bytes) 
             s.lock().unwrap().metrics.push(rec);
             proto_ok(ExportMetricsServiceResponse::default())
         }
-        Err(r) => r,
+        Err(e) => (StatusCode::BAD_REQUEST, e).into_response(),
     }
 }
 
@@ -412,7 +410,7 @@ async fn http_traces(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -
             s.lock().unwrap().traces.push(rec);
             proto_ok(ExportTraceServiceResponse::default())
         }
-        Err(r) => r,
+        Err(e) => (StatusCode::BAD_REQUEST, e).into_response(),
     }
 }
 
