@@ -152,6 +152,7 @@ enum Cmd {
     },
     Remove {
         through: u64,
+        done: oneshot::Sender<()>,
     },
 }
 
@@ -359,11 +360,15 @@ impl Buffer {
     }
 
     /// Removes every delivery with a sequence number ≤ `through` (their signals were
-    /// acknowledged). Durable mode queues the removal for the next group commit.
-    pub async fn remove_through(&self, through: u64) {
+    /// acknowledged). Durable mode returns once the removal is committed (it shares the next
+    /// group commit with concurrent appends).
+    /// Returns false when the removal could not be committed (the deliveries stay and are
+    /// exported again after a restart).
+    pub async fn remove_through(&self, through: u64) -> bool {
         match &self.inner.tx {
             Some(tx) => {
-                let _ = tx.send(Cmd::Remove { through }).await;
+                let (done, rx) = oneshot::channel();
+                tx.send(Cmd::Remove { through, done }).await.is_ok() && rx.await.is_ok()
             }
             None => {
                 let mut st = self.inner.lock();
@@ -375,6 +380,7 @@ impl Buffer {
                     st.mem.remove(&k);
                 }
                 self.inner.publish_depth(&st);
+                true
             }
         }
     }
@@ -513,7 +519,7 @@ fn commit(inner: &Inner, db: &redb::Database, cmds: &mut Vec<Cmd>) -> Result<(),
         let mut next = st.next_seq;
         // Removals first: they free room for the appends in drop-oldest mode.
         for c in cmds.iter() {
-            if let Cmd::Remove { through } = c {
+            if let Cmd::Remove { through, .. } = c {
                 let keys: Vec<u64> = st.index.range(..=*through).map(|(k, _)| *k).collect();
                 for k in keys {
                     if let Err(e) = t.remove(k) {
@@ -577,7 +583,9 @@ fn commit(inner: &Inner, db: &redb::Database, cmds: &mut Vec<Cmd>) -> Result<(),
     let mut i = 0;
     let mut n_appends = 0u64;
     for c in cmds.drain(..) {
-        if let Cmd::Append { endpoint, received_at_ns, body, reply } = c {
+        if let Cmd::Remove { done, .. } = c {
+            let _ = done.send(());
+        } else if let Cmd::Append { endpoint, received_at_ns, body, reply } = c {
             let seq = assigned[i];
             i += 1;
             n_appends += 1;

@@ -339,8 +339,9 @@ impl Pipeline {
         if let Some(a) = acked
             && run.removed.is_none_or(|r| a > r)
         {
-            self.buffer.remove_through(a).await;
-            run.removed = Some(a);
+            if self.buffer.remove_through(a).await {
+                run.removed = Some(a);
+            }
         }
     }
 

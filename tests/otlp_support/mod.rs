@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use tonic::codec::CompressionEncoding;
 
 /// How the receiver answers the next request(s).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Fault {
     /// HTTP 503 + Retry-After / gRPC UNAVAILABLE.
     Unavailable { retry_after_secs: u64 },
