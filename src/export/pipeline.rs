@@ -338,10 +338,9 @@ impl Pipeline {
         let acked = [run.logs_acked, run.spans_acked, run.metrics_acked].into_iter().min().flatten();
         if let Some(a) = acked
             && run.removed.is_none_or(|r| a > r)
+            && self.buffer.remove_through(a).await
         {
-            if self.buffer.remove_through(a).await {
-                run.removed = Some(a);
-            }
+            run.removed = Some(a);
         }
     }
 
