@@ -217,7 +217,7 @@ impl Receiver {
 
     /// Queues faults served to the next requests, in order.
     pub fn fail_next(&self, faults: &[Fault]) {
-        self.recorded.lock().unwrap().faults.extend(faults.iter().cloned());
+        self.recorded.lock().unwrap().faults.extend(faults.iter().copied());
     }
 
     /// Runs `f` on the recorded data.
@@ -251,7 +251,7 @@ async fn next_fault(shared: &Shared, signal: &'static str) -> Option<Fault> {
     let fault = {
         let mut r = shared.lock().unwrap();
         let f = r.faults.pop_front();
-        r.attempts.push(Attempt { signal, at: Instant::now(), fault: f.clone() });
+        r.attempts.push(Attempt { signal, at: Instant::now(), fault: f });
         f
     };
     match fault {
