@@ -154,6 +154,18 @@ pub async fn start_with_producers(
         export_metrics,
     );
     let pipeline = tokio::spawn(pipeline.run(cancel.clone()));
+    // The oldest-undelivered age must keep growing while the pipeline is stuck retrying, so it
+    // is refreshed here rather than by the pipeline.
+    let (age_buffer, age_cancel) = (buffer.clone(), cancel.clone());
+    tasks.push(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => age_buffer.refresh_age(ingest::handler::now_ns()),
+                _ = age_cancel.cancelled() => break,
+            }
+        }
+    }));
 
     let ready_buffer = buffer.clone();
     let ready: Vec<ReadyCheck> =

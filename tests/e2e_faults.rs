@@ -102,6 +102,8 @@ async fn backend_down_mid_stream_then_back() {
     wait_metric(&server, "mist_otel_export_retries_total{", 1.0).await;
     let depth = metric_sum(&metrics(&server).await, "mist_otel_buffer_deliveries ");
     assert!(depth >= 3.0, "undelivered deliveries wait in the buffer: {depth}");
+    // The oldest-undelivered age keeps being published while the pipeline is stuck retrying.
+    wait_metric(&server, "mist_otel_buffer_oldest_age_seconds ", 1.0).await;
     rx.restart();
     wait_all(&rx, &expected, || server.logs());
 }
