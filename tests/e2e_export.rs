@@ -226,3 +226,42 @@ async fn debug_exporter_writes_otlp_json_lines() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_over_mutual_tls_with_a_custom_ca() {
+    let pki = otlp_support::TestPki::generate();
+    let rx = Receiver::start_tls(&pki);
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, pem: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, pem).unwrap();
+        p.display().to_string()
+    };
+    let ca = write("ca.pem", &pki.ca);
+    let cert = write("client.pem", &pki.client_cert);
+    let key = write("client-key.pem", &pki.client_key);
+    let url = format!("https://localhost:{}", rx.grpc.port());
+    let data = dir.path().join("data");
+    let server = ServerProcess::start(
+        &data,
+        &fast_env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &url),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", &ca),
+            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", &cert),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", &key),
+        ]),
+        &[],
+    );
+    let body = otlp_support::numbered_body("device-events", 1_770_000_000, 0, 4);
+    let r = client()
+        .post(server.url())
+        .header("X-Mist-Signature-v2", sign(SECRET, &body))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let expected: Vec<u64> = (0..4).map(|i| otlp_support::ts_ns(1_770_000_000, i)).collect();
+    let ok = rx.wait_until(Duration::from_secs(20), |r| otlp_support::has_all(r, &expected));
+    assert!(ok, "nothing arrived over mTLS:\n{}", server.logs());
+}

@@ -118,6 +118,44 @@ pub struct Receiver {
     /// What arrived.
     pub recorded: Shared,
     runtime: Option<tokio::runtime::Runtime>,
+    /// gRPC over TLS requiring a client certificate from the test CA.
+    tls: Option<TestPki>,
+}
+
+/// A throw-away CA, a server certificate for `localhost` and a client certificate (PEM).
+#[derive(Clone)]
+pub struct TestPki {
+    /// CA certificate.
+    pub ca: String,
+    /// Server certificate (for `localhost`).
+    pub server_cert: String,
+    /// Server key.
+    pub server_key: String,
+    /// Client certificate.
+    pub client_cert: String,
+    /// Client key.
+    pub client_key: String,
+}
+
+impl TestPki {
+    /// Generates the material.
+    pub fn generate() -> TestPki {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(DnType::CommonName, "mist-otel test CA");
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let leaf = |name: &str| {
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(vec![name.to_owned()]).unwrap();
+            params.distinguished_name.push(DnType::CommonName, name);
+            let cert = params.signed_by(&key, &ca).unwrap();
+            (cert.pem(), key.serialize_pem())
+        };
+        let (server_cert, server_key) = leaf("localhost");
+        let (client_cert, client_key) = leaf("mist-otel-client");
+        TestPki { ca: ca.pem(), server_cert, server_key, client_cert, client_key }
+    }
 }
 
 /// A free loopback port (bound and released; the tests bind it again right away).
@@ -133,12 +171,32 @@ impl Receiver {
 
     /// A receiver that is not running yet (the backend is down); [`Receiver::restart`] starts it.
     pub fn stopped() -> Receiver {
-        Receiver { grpc: free_port(), http: free_port(), recorded: Default::default(), runtime: None }
+        Receiver {
+            grpc: free_port(),
+            http: free_port(),
+            recorded: Default::default(),
+            runtime: None,
+            tls: None,
+        }
     }
 
     /// Starts on the given addresses.
     pub fn start_on(grpc: SocketAddr, http: SocketAddr) -> Receiver {
-        let mut r = Receiver { grpc, http, recorded: Default::default(), runtime: None };
+        let mut r = Receiver { grpc, http, recorded: Default::default(), runtime: None, tls: None };
+        r.restart();
+        r
+    }
+
+    /// Starts with gRPC over mutual TLS (server certificate for `localhost`).
+    pub fn start_tls(pki: &TestPki) -> Receiver {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut r = Receiver {
+            grpc: free_port(),
+            http: free_port(),
+            recorded: Default::default(),
+            runtime: None,
+            tls: Some(pki.clone()),
+        };
         r.restart();
         r
     }
@@ -178,12 +236,24 @@ impl Receiver {
         };
         let gl = bind(grpc);
         let hl = bind(http);
+        let tls = self.tls.clone();
         rt.spawn({
             let shared = shared.clone();
             async move {
                 let listener = tokio::net::TcpListener::from_std(gl).unwrap();
                 let svc = Svc(shared);
-                tonic::transport::Server::builder()
+                let mut builder = tonic::transport::Server::builder();
+                if let Some(pki) = tls {
+                    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+                    builder = builder
+                        .tls_config(
+                            ServerTlsConfig::new()
+                                .identity(Identity::from_pem(&pki.server_cert, &pki.server_key))
+                                .client_ca_root(Certificate::from_pem(&pki.ca)),
+                        )
+                        .unwrap();
+                }
+                builder
                     .add_service(
                         LogsServiceServer::new(svc.clone()).accept_compressed(CompressionEncoding::Gzip),
                     )
