@@ -146,3 +146,31 @@ fn partial(payload: &Payload, bytes: &[u8], json: bool) -> Accepted {
     };
     found.map(|(rejected, message)| Accepted { rejected, message }).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::collector::logs::v1::{
+        ExportLogsPartialSuccess, ExportLogsServiceRequest,
+    };
+    use prost::Message;
+
+    #[test]
+    fn partial_success_is_read_from_protobuf_and_json_answers() {
+        let p = Payload::Logs(ExportLogsServiceRequest::default());
+        let answer = ExportLogsServiceResponse {
+            partial_success: Some(ExportLogsPartialSuccess {
+                rejected_log_records: 3,
+                error_message: "too old".into(),
+            }),
+        };
+        let got = partial(&p, &answer.encode_to_vec(), false);
+        assert_eq!(got, Accepted { rejected: 3, message: "too old".into() });
+        let json = serde_json::to_vec(&answer).unwrap();
+        assert_eq!(partial(&p, &json, true).rejected, 3);
+        // Empty or garbage bodies are plain successes, never a panic.
+        assert_eq!(partial(&p, b"", false), Accepted::default());
+        assert_eq!(partial(&p, b"\xff\x00garbage", false), Accepted::default());
+        assert_eq!(partial(&p, b"{not json", true), Accepted::default());
+    }
+}
