@@ -502,10 +502,14 @@ fn commit(inner: &Inner, db: &redb::Database, cmds: &mut Vec<Cmd>) -> Result<(),
         }
         msg
     };
-    let w = match db.begin_write() {
+    let mut w = match db.begin_write() {
         Ok(w) => w,
         Err(e) => return Err(fail(cmds, e.to_string())),
     };
+    // redb's default, stated because the 200 answers depend on it: commit = fsync.
+    if let Err(e) = w.set_durability(redb::Durability::Immediate) {
+        return Err(fail(cmds, e.to_string()));
+    }
     // Sequence numbers are assigned here, in commit order, so the table order is the
     // acknowledgement order.
     let mut assigned = Vec::new();

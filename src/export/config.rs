@@ -659,6 +659,29 @@ mod tests {
     }
 
     #[test]
+    fn exporter_alias_and_yaml_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.yaml");
+        std::fs::write(
+            &p,
+            "ingest:\n  secrets: [s]\nexport:\n  protocol: http/protobuf\n  endpoint: https://x.example\n  \
+             headers:\n    X-Scope-OrgID: t1\n  traces:\n    endpoint: https://t.example/v1/traces\n\
+             buffer:\n  overflow: drop_oldest\n",
+        )
+        .unwrap();
+        let c = crate::config::Config::load(Some(&p), &env(&[("MIST_OTEL_EXPORTER", "debug")])).unwrap();
+        assert_eq!(c.export.exporter, ExporterKind::Debug);
+        assert_eq!(c.buffer.overflow, Overflow::DropOldest);
+        assert_eq!(c.export.target(Signal::Traces).url, "https://t.example/v1/traces");
+        assert_eq!(c.export.target(Signal::Metrics).url, "https://x.example/v1/metrics");
+        assert!(!c.to_redacted_yaml().contains("t1"), "header values never print");
+        let e = crate::config::Config::load(Some(&p), &env(&[("MIST_OTEL_EXPORTER", "kafka")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("export.exporter") && e.contains("kafka"), "{e}");
+    }
+
+    #[test]
     fn basic_auth_becomes_a_header() {
         let c = ExportConfig {
             basic_auth: Some(BasicAuth { username: "Aladdin".into(), password: Secret::new("open sesame") }),
