@@ -2,7 +2,10 @@
 //! with the buffer on disk (fsync group commit) vs in memory, against a bare axum handler
 //! answering 200 to the same bodies, all in one run on the same machine.
 //!
-//! Run: `cargo run --release --example ingest_load -- [seconds-per-phase] [connections]`
+//! Run: `cargo run --release --example ingest_load -- [seconds-per-phase] [connections] [down]`
+//!
+//! With `down` the OTLP backend is unreachable, so the pipeline sits in its retry loop and the
+//! figures isolate ingest + buffer (the cost of translation and export is then off the CPU).
 //!
 //! Every phase posts the same signed sample (`device-events.json`) from `connections` keep-alive
 //! clients as fast as they get answers; the half-load phase paces requests at half the durable
@@ -91,13 +94,15 @@ async fn hammer(
     Phase { name, n: lat.len(), secs: start.elapsed().as_secs_f64(), lat }
 }
 
-async fn start_server(dir: &Path, durable: bool) -> mist_otel::app::Running {
+async fn start_server(dir: &Path, durable: bool, down: bool) -> mist_otel::app::Running {
+    let exporter = if down { "otlp" } else { "debug" };
     let env: mist_otel::config::Env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9".to_owned()),
         ("MIST_WEBHOOK_SECRET", SECRET.to_owned()),
         ("MIST_OTEL_LISTEN", "127.0.0.1:0".to_owned()),
         ("MIST_OTEL_ADMIN_LISTEN", "127.0.0.1:0".to_owned()),
         ("MIST_OTEL_DATA_DIR", dir.display().to_string()),
-        ("MIST_OTEL_EXPORTER", "debug".to_owned()),
+        ("MIST_OTEL_EXPORTER", exporter.to_owned()),
         ("MIST_OTEL__EXPORT__DEBUG_PATH", "/dev/null".to_owned()),
         ("MIST_OTEL__BUFFER__DURABLE", durable.to_string()),
         ("MIST_OTEL__BUFFER__MAX_BYTES", (1u64 << 30).to_string()),
@@ -115,12 +120,18 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let secs: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(5);
     let conns: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(32);
+    let down = args.get(3).is_some_and(|s| s == "down");
     let sample =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/mist-samples/webhooks/device-events.json");
     let body = Bytes::from(std::fs::read(&sample).expect("sample body"));
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async move {
-        println!("{} s per phase, {conns} connections, body {} bytes", secs, body.len());
+        println!(
+            "{} s per phase, {conns} connections, body {} bytes, export {}",
+            secs,
+            body.len(),
+            if down { "backend down (ingest + buffer only)" } else { "debug exporter to /dev/null" }
+        );
         // Bare axum: the ceiling.
         let bare = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let bare_url = format!("http://{}/mist/webhook", bare.local_addr().unwrap());
@@ -131,7 +142,7 @@ fn main() {
 
         for durable in [true, false] {
             let dir = tempfile::tempdir().unwrap();
-            let running = start_server(dir.path(), durable).await;
+            let running = start_server(dir.path(), durable, down).await;
             let url = format!("http://{}/mist/webhook", running.webhook_addr);
             let name = if durable { "mist-otel durable buffer" } else { "mist-otel in-memory buffer" };
             let mut p = hammer(name, url.clone(), body.clone(), conns, secs, None).await;
