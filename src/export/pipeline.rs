@@ -282,16 +282,30 @@ impl Pipeline {
             );
             if logs_due {
                 let through = run.translated;
-                let req = ExportLogsServiceRequest { resource_logs: merge_logs(run.logs.take()) };
-                if self.send(&mut run, Payload::Logs(req)).await == Sent::Abandoned {
+                let mut abandoned = false;
+                for part in split_by_bytes(run.logs.take(), self.cfg.batch.max_bytes) {
+                    let req = ExportLogsServiceRequest { resource_logs: merge_logs(part) };
+                    if self.send(&mut run, Payload::Logs(req)).await == Sent::Abandoned {
+                        abandoned = true;
+                        break;
+                    }
+                }
+                if abandoned {
                     break;
                 }
                 run.logs_acked = through;
             }
             if spans_due {
                 let through = run.translated;
-                let req = ExportTraceServiceRequest { resource_spans: merge_spans(run.spans.take()) };
-                if self.send(&mut run, Payload::Traces(req)).await == Sent::Abandoned {
+                let mut abandoned = false;
+                for part in split_by_bytes(run.spans.take(), self.cfg.batch.max_bytes) {
+                    let req = ExportTraceServiceRequest { resource_spans: merge_spans(part) };
+                    if self.send(&mut run, Payload::Traces(req)).await == Sent::Abandoned {
+                        abandoned = true;
+                        break;
+                    }
+                }
+                if abandoned {
                     break;
                 }
                 run.spans_acked = through;
@@ -447,6 +461,26 @@ pub fn backoff(cfg: &ExportConfig, attempt: u32, server: Option<Duration>) -> Du
     lo + Duration::from_millis(jitter)
 }
 
+/// Splits a batch into requests of at most `max_bytes` encoded bytes each (a single group
+/// larger than that goes alone), so one large delivery cannot push a request past the backend's
+/// message limit together with others.
+fn split_by_bytes<T: Message>(items: Vec<T>, max_bytes: usize) -> Vec<Vec<T>> {
+    let mut out: Vec<Vec<T>> = Vec::new();
+    let mut size = 0;
+    for item in items {
+        let n = item.encoded_len();
+        match out.last_mut() {
+            Some(last) if size + n <= max_bytes => last.push(item),
+            _ => {
+                out.push(vec![item]);
+                size = 0;
+            }
+        }
+        size += n;
+    }
+    out
+}
+
 /// Merges adjacent resource groups with the same resource and scope, so a batch of deliveries
 /// from one endpoint is one resource in the request.
 fn merge_logs(items: Vec<ResourceLogs>) -> Vec<ResourceLogs> {
@@ -508,6 +542,29 @@ mod tests {
         }
         assert_eq!(backoff(&cfg, 0, Some(Duration::from_secs(7))), Duration::from_secs(7));
         assert_eq!(backoff(&cfg, 0, Some(Duration::from_secs(7000))), cfg.retry.max);
+    }
+
+    #[test]
+    fn splitting_respects_the_byte_limit_and_keeps_order() {
+        use opentelemetry_proto::tonic::logs::v1::{LogRecord, ScopeLogs};
+        let rl = |n: usize| ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord { time_unix_nano: n as u64, ..Default::default() }; n],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let items: Vec<ResourceLogs> = (1..=30).map(rl).collect();
+        let total: usize = items.iter().map(|i| i.encoded_len()).sum();
+        let parts = split_by_bytes(items.clone(), 1024);
+        assert!(parts.len() > 1);
+        for p in &parts {
+            let size: usize = p.iter().map(|i| i.encoded_len()).sum();
+            assert!(size <= 1024 || p.len() == 1, "{size}");
+        }
+        let flat: Vec<ResourceLogs> = parts.into_iter().flatten().collect();
+        assert_eq!(flat, items);
+        assert_eq!(split_by_bytes(items, total).len(), 1);
     }
 
     #[test]
