@@ -184,7 +184,8 @@ impl Default for BatchConfig {
     fn default() -> Self {
         Self {
             max_items: 512,
-            max_bytes: 4 * 1024 * 1024,
+            // Below the 4 MiB a gRPC server accepts by default, leaving room for the envelope.
+            max_bytes: 3 * 1024 * 1024,
             logs_delay: Duration::from_secs(1),
             spans_delay: Duration::from_secs(5),
         }
