@@ -3,10 +3,13 @@
 
 use crate::admin::{self, AdminState, ReadyCheck};
 use crate::config::Config;
-use crate::export::Buffer;
+use crate::export::{Buffer, ExportMetrics, Exporters, MetricsProducer, Pipeline};
+use crate::ingest::handler::DEFAULT_ENDPOINT;
 use crate::ingest::server::{self, ConnLimits, TlsReloader};
 use crate::ingest::{self, IngestMetrics, IngestState};
+use crate::signals::Translator;
 use crate::telemetry;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,15 +42,18 @@ pub struct Running {
     pub admin_addr: SocketAddr,
     cancel: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+    pipeline: JoinHandle<()>,
 }
 
 impl Running {
-    /// Stops accepting, lets requests finish, flushes, and returns when everything stopped.
+    /// Stops accepting, lets requests finish, flushes (within `export.shutdown_timeout`; what
+    /// is not exported by then stays on disk), and returns when everything stopped.
     pub async fn shutdown(self) {
         self.cancel.cancel();
         for t in self.tasks {
             let _ = t.await;
         }
+        let _ = self.pipeline.await;
     }
 
     /// A token that stops the server when cancelled.
@@ -58,6 +64,15 @@ impl Running {
 
 /// Starts every component and returns once the listeners are bound.
 pub async fn start(cfg: Config) -> Result<Running, StartError> {
+    start_with_producers(cfg, Vec::new()).await
+}
+
+/// Like [`start`], with extra metric sources (e.g. the poller) collected at every metric export
+/// alongside the translator's aggregation.
+pub async fn start_with_producers(
+    cfg: Config,
+    mut producers: Vec<Arc<dyn MetricsProducer>>,
+) -> Result<Running, StartError> {
     if cfg.ingest.default_endpoint_unusable() && cfg.ingest.endpoints.is_empty() {
         return Err(StartError::Config(
             "no webhook secret configured: set MIST_WEBHOOK_SECRET (or ingest.secrets), \
@@ -78,7 +93,11 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let cancel = CancellationToken::new();
     let mut registry = telemetry::new_registry();
     let ingest_metrics = IngestMetrics::register(&mut registry);
-    let buffer = Buffer::new(&cfg.buffer);
+    let buffer = Buffer::open(&cfg.buffer, &cfg.data_dir, &mut registry).map_err(|e| {
+        StartError::DataDir { path: cfg.data_dir.display().to_string(), message: e.to_string() }
+    })?;
+    let exporters = Exporters::build(&cfg.export).map_err(|e| StartError::Config(e.to_string()))?;
+    let export_metrics = ExportMetrics::register(&mut registry);
 
     let tls = cfg.ingest.tls.clone().map(TlsReloader::new).transpose()?;
     let webhook_listener = TcpListener::bind(cfg.ingest.listen).await.map_err(|source| StartError::Bind {
@@ -109,8 +128,8 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
             .await
             .map_err(|e| StartError::Config(e.to_string()))?;
         extra_metrics.push(poller.metrics_source());
-        // The export pipeline pulls `poller.producer()` (an `export::MetricsProducer`) once it exists.
-        let _otlp_producer = poller.producer();
+        // The same gauges go out over OTLP at every metric export.
+        producers.push(poller.producer());
         tasks.push(tokio::spawn(poller.join()));
     }
     // The status page watches every request outcome through the ingest observer hook.
@@ -133,6 +152,34 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         Duration::from_secs(10),
     )));
 
+    let mut attributes = HashMap::new();
+    attributes.insert(DEFAULT_ENDPOINT.to_owned(), cfg.ingest.attributes.clone());
+    for ep in &cfg.ingest.endpoints {
+        attributes.insert(ep.name.clone(), ep.attributes.clone());
+    }
+    let pipeline = Pipeline::new(
+        buffer.clone(),
+        Translator::new(&cfg.signals),
+        exporters,
+        cfg.export.clone(),
+        attributes,
+        producers,
+        export_metrics,
+    );
+    let pipeline = tokio::spawn(pipeline.run(cancel.clone()));
+    // The oldest-undelivered age must keep growing while the pipeline is stuck retrying, so it
+    // is refreshed here rather than by the pipeline.
+    let (age_buffer, age_cancel) = (buffer.clone(), cancel.clone());
+    tasks.push(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => age_buffer.refresh_age(ingest::handler::now_ns()),
+                _ = age_cancel.cancelled() => break,
+            }
+        }
+    }));
+
     let ready_buffer = buffer.clone();
     let ready: Vec<ReadyCheck> =
         vec![Arc::new(move || if ready_buffer.has_room() { Ok(()) } else { Err("buffer full".into()) })];
@@ -151,7 +198,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     }));
 
     tracing::info!(webhooks = %webhook_addr, admin = %admin_addr, path = %cfg.ingest.path, tls = cfg.ingest.tls.is_some(), "mist-otel listening");
-    Ok(Running { webhook_addr, admin_addr, cancel, tasks })
+    Ok(Running { webhook_addr, admin_addr, cancel, tasks, pipeline })
 }
 
 /// Request ids: taken from `X-Request-Id` or generated, echoed back, and put on the log span.

@@ -35,6 +35,7 @@ pub const ALIASES: &[(&str, &str, bool)] = &[
     ("MIST_API_TOKEN", "poller.token", false),
     ("MIST_ORG_ID", "poller.org_id", false),
     ("MIST_CLOUD", "poller.cloud", false),
+    ("MIST_OTEL_EXPORTER", "export.exporter", false),
 ];
 
 /// The complete configuration of a `mist-otel` process.

@@ -482,7 +482,16 @@ fn dashboards_are_valid_and_provisioned_by_compose() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_probe_and_dashboard_self_metrics_against_the_real_server() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(dir.path(), &env(&[("MIST_WEBHOOK_SECRET", "deploy-secret")]), &[]);
+    // The debug exporter succeeds without a backend, so the export self-metrics get samples.
+    let server = ServerProcess::start(
+        dir.path(),
+        &env(&[
+            ("MIST_WEBHOOK_SECRET", "deploy-secret"),
+            ("MIST_OTEL_EXPORTER", "debug"),
+            ("OTEL_BLRP_SCHEDULE_DELAY", "100"),
+        ]),
+        &[],
+    );
     let body = br#"{"topic":"alarms","events":[{"type":"x","timestamp":1700000000}]}"#.to_vec();
     let c = client();
     let ok =
@@ -490,7 +499,14 @@ async fn health_probe_and_dashboard_self_metrics_against_the_real_server() {
     assert_eq!(ok.send().await.unwrap().status(), 200);
     let bad = c.post(server.url()).header("x-mist-signature-v2", sign("other", &body)).body(body);
     assert_eq!(bad.send().await.unwrap().status(), 401);
-    let metrics = c.get(server.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let metrics = loop {
+        let m = c.get(server.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
+        if m.contains("\nmist_otel_export_requests_total") || std::time::Instant::now() > deadline {
+            break m;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
 
     // Every self-metric a dashboard queries must exist, for each component this build runs
     // (a component that is not wired in yet exposes no `mist_otel_<component>_` line at all).
@@ -502,8 +518,14 @@ async fn health_probe_and_dashboard_self_metrics_against_the_real_server() {
         if !metrics.contains(&format!("\nmist_otel_{component}_")) {
             continue;
         }
+        // A labelled family with no sample yet (e.g. export requests before the first export)
+        // is still declared by its `# TYPE` line.
+        let family = ["_total", "_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(&name);
         assert!(
-            metrics.contains(&format!("\n{name}")),
+            metrics.contains(&format!("\n{name}")) || metrics.contains(&format!("# TYPE {family} ")),
             "dashboard queries {name}, the server does not expose it"
         );
         checked += 1;

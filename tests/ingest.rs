@@ -5,6 +5,7 @@ mod support;
 
 use mist_otel::app::{self, Running};
 use mist_otel::config::Config;
+use mist_otel::export::config::ExporterKind;
 use mist_otel::ingest::config::EndpointConfig;
 use mist_otel::secret::Secret;
 use reqwest::StatusCode;
@@ -18,6 +19,9 @@ fn base_config(data: &std::path::Path) -> Config {
     c.ingest.listen = "127.0.0.1:0".parse().unwrap();
     c.admin.listen = "127.0.0.1:0".parse().unwrap();
     c.ingest.secrets = vec![Secret::new(SECRET)];
+    // Signals go to a file: the pipeline drains the buffer and shutdown has nothing to wait for.
+    c.export.exporter = ExporterKind::Debug;
+    c.export.debug_path = Some(data.join("signals.jsonl"));
     c
 }
 
@@ -302,6 +306,9 @@ async fn full_buffer_answers_503_with_retry_after_and_readyz_says_so() {
     c.ingest.max_body_bytes = 1024 * 1024;
     c.ingest.retry_after_secs = 7;
     // Nothing listens on this port: deliveries stay buffered.
+    c.export.exporter = ExporterKind::Otlp;
+    c.export.endpoint = Some("http://127.0.0.1:9".into());
+    c.export.shutdown_timeout = Duration::from_millis(500);
     let r = start(c).await;
     let filler = "x".repeat(500 * 1024);
     let body = format!(r#"{{"topic":"audits","events":[{{"message":"{filler}"}}]}}"#).into_bytes();

@@ -3,8 +3,15 @@
 
 pub mod buffer;
 pub mod config;
+pub mod debug;
+pub mod exporter;
+pub mod otlp_grpc;
+pub mod otlp_http;
+pub mod pipeline;
 
-pub use buffer::{AppendError, Buffer, Delivery};
+pub use buffer::{AppendError, Buffer, BufferError, Delivery};
+pub use exporter::{Exporters, Payload};
+pub use pipeline::{ExportMetrics, Pipeline};
 
 use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
 

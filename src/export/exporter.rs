@@ -1,0 +1,195 @@
+//! What every exporter shares: the payload of one export request, the two kinds of failure
+//! (retryable, permanent), and the per-signal exporter chosen from the configuration.
+
+use super::config::{ExportConfig, ExporterKind, Protocol, Signal};
+use super::{debug, otlp_grpc, otlp_http};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One export request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    /// Logs.
+    Logs(ExportLogsServiceRequest),
+    /// Metrics.
+    Metrics(ExportMetricsServiceRequest),
+    /// Spans.
+    Traces(ExportTraceServiceRequest),
+}
+
+impl Payload {
+    /// Which signal this is.
+    pub fn signal(&self) -> Signal {
+        match self {
+            Payload::Logs(_) => Signal::Logs,
+            Payload::Metrics(_) => Signal::Metrics,
+            Payload::Traces(_) => Signal::Traces,
+        }
+    }
+
+    /// Log records, data points or spans in the request.
+    pub fn items(&self) -> u64 {
+        use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+        match self {
+            Payload::Logs(r) => {
+                r.resource_logs.iter().flat_map(|r| &r.scope_logs).map(|s| s.log_records.len() as u64).sum()
+            }
+            Payload::Traces(r) => {
+                r.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len() as u64).sum()
+            }
+            Payload::Metrics(r) => r
+                .resource_metrics
+                .iter()
+                .flat_map(|r| &r.scope_metrics)
+                .flat_map(|s| &s.metrics)
+                .map(|m| match &m.data {
+                    Some(Data::Gauge(g)) => g.data_points.len() as u64,
+                    Some(Data::Sum(s)) => s.data_points.len() as u64,
+                    Some(Data::Histogram(h)) => h.data_points.len() as u64,
+                    Some(Data::ExponentialHistogram(h)) => h.data_points.len() as u64,
+                    Some(Data::Summary(s)) => s.data_points.len() as u64,
+                    None => 0,
+                })
+                .sum(),
+        }
+    }
+
+    /// The protobuf encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        use prost::Message;
+        match self {
+            Payload::Logs(r) => r.encode_to_vec(),
+            Payload::Metrics(r) => r.encode_to_vec(),
+            Payload::Traces(r) => r.encode_to_vec(),
+        }
+    }
+
+    /// The OTLP JSON encoding.
+    pub fn to_json(&self) -> String {
+        let r = match self {
+            Payload::Logs(r) => serde_json::to_string(r),
+            Payload::Metrics(r) => serde_json::to_string(r),
+            Payload::Traces(r) => serde_json::to_string(r),
+        };
+        r.unwrap_or_else(|e| format!("{{\"error\":\"cannot encode: {e}\"}}"))
+    }
+}
+
+/// The backend accepted the request (possibly only in part).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Accepted {
+    /// Items the backend rejected (`partial_success`); they are not retried.
+    pub rejected: u64,
+    /// The backend's explanation of the rejection.
+    pub message: String,
+}
+
+/// Why an export failed.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum ExportError {
+    /// Try again later (backend down, overloaded, timed out).
+    #[error("retryable: {reason}")]
+    Retryable {
+        /// Short reason, used as a metric label (`unavailable`, `http_503`…).
+        reason: String,
+        /// The server's requested delay (Retry-After or gRPC RetryInfo).
+        retry_after: Option<Duration>,
+    },
+    /// The backend will never accept this request; it is dropped and counted.
+    #[error("permanent: {reason}")]
+    Permanent {
+        /// Short reason, used as a metric label (`invalid_argument`, `http_400`…).
+        reason: String,
+    },
+}
+
+/// Why an exporter could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("export.{key}: {message}")]
+pub struct BuildError {
+    /// The configuration key.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The exporter of one signal.
+#[derive(Clone)]
+pub enum SignalExporter {
+    /// OTLP/gRPC.
+    Grpc(otlp_grpc::GrpcExporter),
+    /// OTLP/HTTP.
+    Http(otlp_http::HttpExporter),
+    /// JSON lines.
+    Debug(Arc<debug::DebugExporter>),
+}
+
+impl SignalExporter {
+    /// Sends one request.
+    pub async fn export(&self, payload: &Payload) -> Result<Accepted, ExportError> {
+        match self {
+            SignalExporter::Grpc(e) => e.export(payload).await,
+            SignalExporter::Http(e) => e.export(payload).await,
+            SignalExporter::Debug(e) => e.export(payload),
+        }
+    }
+}
+
+/// One exporter per signal.
+#[derive(Clone)]
+pub struct Exporters {
+    /// Logs exporter.
+    pub logs: SignalExporter,
+    /// Metrics exporter.
+    pub metrics: SignalExporter,
+    /// Traces exporter.
+    pub traces: SignalExporter,
+}
+
+impl Exporters {
+    /// Builds the exporters (reads TLS files; connects lazily).
+    pub fn build(cfg: &ExportConfig) -> Result<Exporters, BuildError> {
+        if cfg.exporter == ExporterKind::Debug {
+            let d = Arc::new(debug::DebugExporter::open(cfg.debug_path.as_deref())?);
+            return Ok(Exporters {
+                logs: SignalExporter::Debug(d.clone()),
+                metrics: SignalExporter::Debug(d.clone()),
+                traces: SignalExporter::Debug(d),
+            });
+        }
+        let one = |s: Signal| -> Result<SignalExporter, BuildError> {
+            let t = cfg.target(s);
+            Ok(match t.protocol {
+                Protocol::Grpc => SignalExporter::Grpc(otlp_grpc::GrpcExporter::new(&t)?),
+                Protocol::HttpProtobuf | Protocol::HttpJson => {
+                    SignalExporter::Http(otlp_http::HttpExporter::new(&t)?)
+                }
+            })
+        };
+        Ok(Exporters {
+            logs: one(Signal::Logs)?,
+            metrics: one(Signal::Metrics)?,
+            traces: one(Signal::Traces)?,
+        })
+    }
+
+    /// The exporter of `signal`.
+    pub fn for_signal(&self, signal: Signal) -> &SignalExporter {
+        match signal {
+            Signal::Logs => &self.logs,
+            Signal::Metrics => &self.metrics,
+            Signal::Traces => &self.traces,
+        }
+    }
+}
+
+/// Reads a PEM file named by a configuration key.
+pub(crate) fn read_pem(key: &str, path: &std::path::Path) -> Result<Vec<u8>, BuildError> {
+    std::fs::read(path).map_err(|e| BuildError {
+        key: key.into(),
+        message: format!("cannot read {}: {e} (expected a PEM file)", path.display()),
+    })
+}

@@ -1,0 +1,176 @@
+//! OTLP/HTTP exporter: protobuf (or JSON) bodies POSTed to `/v1/{signal}`.
+//!
+//! Per the OTLP specification 429, 502, 503 and 504 are retryable (honouring `Retry-After` in
+//! seconds), as are connection failures and timeouts; any other non-2xx answer is permanent.
+
+use super::config::{Compression, Protocol, SignalTarget};
+use super::exporter::{Accepted, BuildError, ExportError, Payload, read_pem};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use std::io::Write;
+use std::time::Duration;
+
+/// Exports one signal over HTTP. Cheap to clone.
+#[derive(Clone)]
+pub struct HttpExporter {
+    client: reqwest::Client,
+    url: String,
+    json: bool,
+    gzip: bool,
+    headers: http::HeaderMap,
+}
+
+impl HttpExporter {
+    /// Builds the client (reads TLS files).
+    pub fn new(target: &SignalTarget) -> Result<Self, BuildError> {
+        let key = |k: &str| format!("{}.{k}", target.signal.as_str());
+        let mut b = reqwest::Client::builder()
+            .timeout(target.timeout)
+            .connect_timeout(target.timeout.min(Duration::from_secs(10)))
+            .pool_idle_timeout(Duration::from_secs(60));
+        if let Some(ca) = &target.tls.ca_file {
+            let pem = read_pem("tls.ca_file", ca)?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| BuildError {
+                key: "tls.ca_file".into(),
+                message: format!("not a PEM certificate: {e}"),
+            })?;
+            b = b.tls_certs_merge(certs);
+        }
+        if let (Some(cert), Some(k)) = (&target.tls.cert_file, &target.tls.key_file) {
+            let mut pem = read_pem("tls.cert_file", cert)?;
+            pem.push(b'\n');
+            pem.extend(read_pem("tls.key_file", k)?);
+            let id = reqwest::Identity::from_pem(&pem).map_err(|e| BuildError {
+                key: "tls.cert_file".into(),
+                message: format!("client certificate/key unusable: {e}"),
+            })?;
+            b = b.identity(id);
+        }
+        let client = b
+            .build()
+            .map_err(|e| BuildError { key: key("endpoint"), message: format!("HTTP client: {e}") })?;
+        let mut headers = http::HeaderMap::new();
+        for (k, v) in &target.headers {
+            let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|_| BuildError {
+                key: "headers".into(),
+                message: format!("invalid header name `{k}`"),
+            })?;
+            let value = http::HeaderValue::from_str(v.expose()).map_err(|_| BuildError {
+                key: "headers".into(),
+                message: format!("invalid value for header `{k}`"),
+            })?;
+            headers.insert(name, value);
+        }
+        Ok(Self {
+            client,
+            url: target.url.clone(),
+            json: target.protocol == Protocol::HttpJson,
+            gzip: target.compression == Compression::Gzip,
+            headers,
+        })
+    }
+
+    /// Sends one request.
+    pub async fn export(&self, payload: &Payload) -> Result<Accepted, ExportError> {
+        let (body, ctype) = if self.json {
+            (payload.to_json().into_bytes(), "application/json")
+        } else {
+            (payload.encode(), "application/x-protobuf")
+        };
+        let mut req = self.client.post(&self.url).headers(self.headers.clone()).header("content-type", ctype);
+        let body = if self.gzip {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            enc.write_all(&body)
+                .and_then(|_| enc.finish())
+                .map_err(|e| ExportError::Permanent { reason: format!("gzip: {e}") })?
+        } else {
+            body
+        };
+        if self.gzip {
+            req = req.header("content-encoding", "gzip");
+        }
+        let resp = match req.body(body).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let reason = if e.is_timeout() { "timeout" } else { "connect" };
+                tracing::debug!(url = %self.url, error = %e, "OTLP/HTTP request failed");
+                return Err(ExportError::Retryable { reason: reason.into(), retry_after: None });
+            }
+        };
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let json_answer = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        let bytes = resp.bytes().await.unwrap_or_default();
+        match status {
+            200..=299 => Ok(partial(payload, &bytes, json_answer)),
+            429 | 502 | 503 | 504 => {
+                Err(ExportError::Retryable { reason: format!("http_{status}"), retry_after })
+            }
+            _ => Err(ExportError::Permanent { reason: format!("http_{status}") }),
+        }
+    }
+}
+
+/// Reads `partial_success` from a 2xx answer; an empty or undecodable body is a full success.
+fn partial(payload: &Payload, bytes: &[u8], json: bool) -> Accepted {
+    use prost::Message;
+    if bytes.is_empty() {
+        return Accepted::default();
+    }
+    let found = match payload {
+        Payload::Logs(_) => {
+            let r: Option<ExportLogsServiceResponse> =
+                if json { serde_json::from_slice(bytes).ok() } else { Message::decode(bytes).ok() };
+            r.and_then(|r| r.partial_success).map(|p| (p.rejected_log_records as u64, p.error_message))
+        }
+        Payload::Metrics(_) => {
+            let r: Option<ExportMetricsServiceResponse> =
+                if json { serde_json::from_slice(bytes).ok() } else { Message::decode(bytes).ok() };
+            r.and_then(|r| r.partial_success).map(|p| (p.rejected_data_points as u64, p.error_message))
+        }
+        Payload::Traces(_) => {
+            let r: Option<ExportTraceServiceResponse> =
+                if json { serde_json::from_slice(bytes).ok() } else { Message::decode(bytes).ok() };
+            r.and_then(|r| r.partial_success).map(|p| (p.rejected_spans as u64, p.error_message))
+        }
+    };
+    found.map(|(rejected, message)| Accepted { rejected, message }).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::collector::logs::v1::{
+        ExportLogsPartialSuccess, ExportLogsServiceRequest,
+    };
+    use prost::Message;
+
+    #[test]
+    fn partial_success_is_read_from_protobuf_and_json_answers() {
+        let p = Payload::Logs(ExportLogsServiceRequest::default());
+        let answer = ExportLogsServiceResponse {
+            partial_success: Some(ExportLogsPartialSuccess {
+                rejected_log_records: 3,
+                error_message: "too old".into(),
+            }),
+        };
+        let got = partial(&p, &answer.encode_to_vec(), false);
+        assert_eq!(got, Accepted { rejected: 3, message: "too old".into() });
+        let json = serde_json::to_vec(&answer).unwrap();
+        assert_eq!(partial(&p, &json, true).rejected, 3);
+        // Empty or garbage bodies are plain successes, never a panic.
+        assert_eq!(partial(&p, b"", false), Accepted::default());
+        assert_eq!(partial(&p, b"\xff\x00garbage", false), Accepted::default());
+        assert_eq!(partial(&p, b"{not json", true), Accepted::default());
+    }
+}

@@ -1,0 +1,581 @@
+//! The export pipeline: buffered deliveries → translator → batches → exporters, with retries.
+//!
+//! One task reads the buffer in sequence order, translates each delivery, and batches log
+//! records and spans (flushed by count, bytes, or when the oldest item waited
+//! `OTEL_BLRP_SCHEDULE_DELAY` / `OTEL_BSP_SCHEDULE_DELAY`). Metrics are collected every
+//! `OTEL_METRIC_EXPORT_INTERVAL` from the translator and every registered [`MetricsProducer`].
+//!
+//! # When a delivery leaves the buffer
+//! A delivery is removed once (a) the log and span batches holding its records were acknowledged
+//! (or rejected permanently, which is counted) and (b) a metric export that *collected after it
+//! was translated* succeeded — the translator folds its metric points into counters, so only
+//! such an export proves they reached the backend. Until then it stays on disk and is replayed
+//! after a crash; translation is deterministic, so replayed logs and spans are identical
+//! duplicates (same ids, same timestamps) that backends de-duplicate or tolerate.
+//!
+//! # Retries and memory
+//! A retryable failure blocks the pipeline on that batch (capped exponential backoff with full
+//! jitter, or the server's Retry-After/RetryInfo): nothing more is read from the buffer, so
+//! memory stays bounded while data waits on disk and ingest keeps answering 200 until the
+//! buffer cap turns it to 503.
+
+use super::MetricsProducer;
+use super::buffer::Buffer;
+use super::config::{ExportConfig, Signal};
+use super::exporter::{ExportError, Exporters, Payload};
+use crate::mist::Envelope;
+use crate::signals::{Input, Translator};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::logs::v1::ResourceLogs;
+use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use prost::Message;
+use rand::RngExt;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Labels: signal and outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// `logs`, `metrics`, `traces`.
+    pub signal: String,
+    /// `success`, `retry`, `failed`, `rejected`.
+    pub outcome: String,
+}
+
+/// Labels: signal and reason.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// `logs`, `metrics`, `traces`, or `delivery` for whole deliveries.
+    pub signal: String,
+    /// Why (`unavailable`, `http_503`, `invalid_argument`, `partial_success`…).
+    pub reason: String,
+}
+
+/// The export self-metrics.
+#[derive(Clone, Default)]
+pub struct ExportMetrics {
+    /// Export requests by signal and outcome.
+    pub requests: Family<OutcomeLabels, Counter>,
+    /// Items (records, points, spans) by signal and outcome.
+    pub items: Family<OutcomeLabels, Counter>,
+    /// Retries by signal and reason.
+    pub retries: Family<ReasonLabels, Counter>,
+    /// Items dropped, by signal and reason.
+    pub dropped: Family<ReasonLabels, Counter>,
+    /// Deliveries translated.
+    pub deliveries: Counter,
+}
+
+impl ExportMetrics {
+    /// Creates and registers the metrics.
+    pub fn register(r: &mut Registry) -> Self {
+        let m = Self::default();
+        r.register("export_requests", "OTLP export requests by signal and outcome", m.requests.clone());
+        r.register(
+            "export_items",
+            "Log records, data points and spans exported, by outcome",
+            m.items.clone(),
+        );
+        r.register("export_retries", "Export attempts retried, by signal and reason", m.retries.clone());
+        r.register("export_dropped_items", "Items dropped for good, by signal and reason", m.dropped.clone());
+        r.register(
+            "export_deliveries",
+            "Buffered deliveries translated by the pipeline",
+            m.deliveries.clone(),
+        );
+        m
+    }
+
+    fn outcome(&self, s: Signal, outcome: &str, items: u64) {
+        let l = OutcomeLabels { signal: s.as_str().into(), outcome: outcome.into() };
+        self.requests.get_or_create(&l).inc();
+        self.items.get_or_create(&l).inc_by(items);
+    }
+
+    fn drop_items(&self, signal: &str, reason: &str, n: u64) {
+        self.dropped.get_or_create(&ReasonLabels { signal: signal.into(), reason: reason.into() }).inc_by(n);
+    }
+}
+
+/// What happened to one request after retries.
+#[derive(Debug, PartialEq)]
+enum Sent {
+    /// Acknowledged (fully or partly) or dropped as permanent: either way, done with it.
+    Done,
+    /// Shutdown deadline passed while retrying: leave its deliveries on disk.
+    Abandoned,
+}
+
+#[derive(Default)]
+struct Pending<T> {
+    items: Vec<T>,
+    count: usize,
+    bytes: usize,
+    since: Option<Instant>,
+}
+
+impl<T> Pending<T> {
+    fn take(&mut self) -> Vec<T> {
+        self.count = 0;
+        self.bytes = 0;
+        self.since = None;
+        std::mem::take(&mut self.items)
+    }
+}
+
+/// The pipeline's inputs.
+pub struct Pipeline {
+    buffer: Buffer,
+    translator: Translator,
+    exporters: Exporters,
+    cfg: ExportConfig,
+    attributes: HashMap<String, BTreeMap<String, String>>,
+    producers: Vec<Arc<dyn MetricsProducer>>,
+    metrics: ExportMetrics,
+}
+
+/// How many deliveries are read from the buffer at a time.
+const READ_CHUNK: usize = 64;
+
+impl Pipeline {
+    /// Assembles a pipeline. `attributes` maps endpoint names to their static attributes.
+    pub fn new(
+        buffer: Buffer,
+        translator: Translator,
+        exporters: Exporters,
+        cfg: ExportConfig,
+        attributes: HashMap<String, BTreeMap<String, String>>,
+        producers: Vec<Arc<dyn MetricsProducer>>,
+        metrics: ExportMetrics,
+    ) -> Self {
+        Self { buffer, translator, exporters, cfg, attributes, producers, metrics }
+    }
+
+    /// Runs until `cancel`, then flushes what it can within `export.shutdown_timeout` and
+    /// returns (the rest stays on disk).
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let mut run = Run {
+            cursor: 0,
+            translated: None,
+            logs_acked: None,
+            spans_acked: None,
+            metrics_acked: None,
+            removed: None,
+            logs: Pending::default(),
+            spans: Pending::default(),
+            next_metrics: Instant::now() + self.cfg.metric_interval,
+            deadline: None,
+            cancel,
+        };
+        let empty = BTreeMap::new();
+        loop {
+            if run.cancel.is_cancelled() && run.deadline.is_none() {
+                run.deadline = Some(Instant::now() + self.cfg.shutdown_timeout);
+                tracing::info!(timeout = ?self.cfg.shutdown_timeout, "export pipeline flushing");
+            }
+            let draining = run.deadline.is_some();
+            if run.deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+            // Read what is there, never more than one batch's worth ahead of the exporters.
+            let room = self.cfg.batch.max_items.saturating_sub(run.logs.count.max(run.spans.count));
+            let batch = if room > 0 {
+                match self
+                    .buffer
+                    .read(run.cursor, READ_CHUNK.min(room.max(1)), self.cfg.batch.max_bytes as u64)
+                    .await
+                {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read the buffer");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        Vec::new()
+                    }
+                }
+            } else {
+                Vec::new()
+            };
+            let got = !batch.is_empty();
+            for d in batch {
+                run.cursor = d.seq + 1;
+                run.translated = Some(d.seq);
+                self.metrics.deliveries.inc();
+                let env = match Envelope::parse(&d.body) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        // Ingest parsed it before storing; only corruption gets here.
+                        tracing::warn!(seq = d.seq, error = %e, "buffered delivery does not parse; dropped");
+                        self.metrics.drop_items("delivery", "unparseable", 1);
+                        continue;
+                    }
+                };
+                let attrs = self.attributes.get(&d.endpoint).unwrap_or(&empty);
+                let input = Input {
+                    endpoint: &d.endpoint,
+                    endpoint_attributes: attrs,
+                    received_at_ns: d.received_at_ns,
+                    envelope: &env,
+                };
+                let translator = &mut self.translator;
+                // A translator bug must not wedge the pipeline on one delivery forever.
+                let out = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    translator.translate(&input)
+                })) {
+                    Ok(t) => t,
+                    Err(_) => {
+                        tracing::error!(seq = d.seq, topic = %env.topic, "translator panicked; delivery dropped");
+                        self.metrics.drop_items("delivery", "translate_panic", 1);
+                        continue;
+                    }
+                };
+                let now = Instant::now();
+                for rl in out.logs {
+                    run.logs.count += rl.scope_logs.iter().map(|s| s.log_records.len()).sum::<usize>();
+                    run.logs.bytes += rl.encoded_len();
+                    run.logs.since.get_or_insert(now);
+                    run.logs.items.push(rl);
+                }
+                for rs in out.spans {
+                    run.spans.count += rs.scope_spans.iter().map(|s| s.spans.len()).sum::<usize>();
+                    run.spans.bytes += rs.encoded_len();
+                    run.spans.since.get_or_insert(now);
+                    run.spans.items.push(rs);
+                }
+            }
+            // Signals with nothing pending are acknowledged through everything translated.
+            if run.logs.items.is_empty() {
+                run.logs_acked = run.translated;
+            }
+            if run.spans.items.is_empty() {
+                run.spans_acked = run.translated;
+            }
+            let now = Instant::now();
+            let caught_up = !got;
+            let batch_cfg = &self.cfg.batch;
+            let due = |count: usize, bytes: usize, since: Option<Instant>, delay: Duration| {
+                count > 0
+                    && (draining && caught_up
+                        || count >= batch_cfg.max_items
+                        || bytes >= batch_cfg.max_bytes
+                        || since.is_some_and(|s| now >= s + delay))
+            };
+            let logs_due = due(
+                run.logs.count.max(run.logs.items.len()),
+                run.logs.bytes,
+                run.logs.since,
+                batch_cfg.logs_delay,
+            );
+            let spans_due = due(
+                run.spans.count.max(run.spans.items.len()),
+                run.spans.bytes,
+                run.spans.since,
+                batch_cfg.spans_delay,
+            );
+            if logs_due {
+                let through = run.translated;
+                let mut abandoned = false;
+                for part in split_by_bytes(run.logs.take(), self.cfg.batch.max_bytes) {
+                    let req = ExportLogsServiceRequest { resource_logs: merge_logs(part) };
+                    if self.send(&mut run, Payload::Logs(req)).await == Sent::Abandoned {
+                        abandoned = true;
+                        break;
+                    }
+                }
+                if abandoned {
+                    break;
+                }
+                run.logs_acked = through;
+            }
+            if spans_due {
+                let through = run.translated;
+                let mut abandoned = false;
+                for part in split_by_bytes(run.spans.take(), self.cfg.batch.max_bytes) {
+                    let req = ExportTraceServiceRequest { resource_spans: merge_spans(part) };
+                    if self.send(&mut run, Payload::Traces(req)).await == Sent::Abandoned {
+                        abandoned = true;
+                        break;
+                    }
+                }
+                if abandoned {
+                    break;
+                }
+                run.spans_acked = through;
+            }
+            if now >= run.next_metrics
+                || (draining && caught_up && run.logs.items.is_empty() && run.spans.items.is_empty())
+            {
+                let through = run.translated;
+                if self.export_metrics(&mut run).await == Sent::Abandoned {
+                    break;
+                }
+                run.metrics_acked = through;
+                run.next_metrics = Instant::now() + self.cfg.metric_interval;
+            }
+            self.remove_acknowledged(&mut run).await;
+            self.buffer.refresh_age(crate::ingest::handler::now_ns());
+            if draining && caught_up && run.logs.items.is_empty() && run.spans.items.is_empty() {
+                break;
+            }
+            if got {
+                continue;
+            }
+            // Idle: sleep until new data, the next flush, the next metric collection or cancel.
+            let mut wake = run.next_metrics;
+            if let Some(s) = run.logs.since {
+                wake = wake.min(s + self.cfg.batch.logs_delay);
+            }
+            if let Some(s) = run.spans.since {
+                wake = wake.min(s + self.cfg.batch.spans_delay);
+            }
+            let wait = wake.saturating_duration_since(Instant::now()).min(Duration::from_secs(1));
+            if !draining {
+                tokio::select! {
+                    _ = self.buffer.wait_for(run.cursor, wait) => {}
+                    _ = run.cancel.cancelled() => {}
+                }
+            }
+        }
+        let (left, bytes) = self.buffer.depth();
+        tracing::info!(deliveries_left = left, bytes_left = bytes, "export pipeline stopped");
+    }
+
+    async fn remove_acknowledged(&self, run: &mut Run) {
+        let acked = [run.logs_acked, run.spans_acked, run.metrics_acked].into_iter().min().flatten();
+        if let Some(a) = acked
+            && run.removed.is_none_or(|r| a > r)
+            && self.buffer.remove_through(a).await
+        {
+            run.removed = Some(a);
+        }
+    }
+
+    async fn export_metrics(&mut self, run: &mut Run) -> Sent {
+        let now = crate::ingest::handler::now_ns();
+        let mut rms = self.translator.collect_metrics(now);
+        for p in &self.producers {
+            rms.extend(p.collect(now));
+        }
+        if rms.is_empty() {
+            return Sent::Done;
+        }
+        self.send(run, Payload::Metrics(ExportMetricsServiceRequest { resource_metrics: rms })).await
+    }
+
+    /// Sends one request, retrying retryable failures until success, a permanent failure, or
+    /// the shutdown deadline.
+    async fn send(&self, run: &mut Run, payload: Payload) -> Sent {
+        let signal = payload.signal();
+        let items = payload.items();
+        let exporter = self.exporters.for_signal(signal);
+        let mut attempt: u32 = 0;
+        loop {
+            let result = match run.deadline {
+                Some(d) => match tokio::time::timeout_at(d, exporter.export(&payload)).await {
+                    Ok(r) => r,
+                    Err(_) => return Sent::Abandoned,
+                },
+                None => exporter.export(&payload).await,
+            };
+            match result {
+                Ok(acc) => {
+                    if acc.rejected > 0 {
+                        self.metrics.outcome(signal, "rejected", acc.rejected);
+                        self.metrics.drop_items(signal.as_str(), "partial_success", acc.rejected);
+                        tracing::warn!(signal = signal.as_str(), rejected = acc.rejected, message = %acc.message, "backend rejected part of an export");
+                    }
+                    self.metrics.outcome(signal, "success", items.saturating_sub(acc.rejected));
+                    return Sent::Done;
+                }
+                Err(ExportError::Permanent { reason }) => {
+                    self.metrics.outcome(signal, "failed", items);
+                    self.metrics.drop_items(signal.as_str(), &reason, items);
+                    tracing::error!(signal = signal.as_str(), items, reason = %reason, "export failed permanently; dropped");
+                    return Sent::Done;
+                }
+                Err(ExportError::Retryable { reason, retry_after }) => {
+                    self.metrics.outcome(signal, "retry", items);
+                    self.metrics
+                        .retries
+                        .get_or_create(&ReasonLabels {
+                            signal: signal.as_str().into(),
+                            reason: reason.clone(),
+                        })
+                        .inc();
+                    let delay = backoff(&self.cfg, attempt, retry_after);
+                    attempt = attempt.saturating_add(1);
+                    if attempt == 1 || attempt.is_power_of_two() {
+                        tracing::warn!(signal = signal.as_str(), reason = %reason, attempt, delay = ?delay, "export failed; retrying");
+                    }
+                    let wake = Instant::now() + delay;
+                    match run.deadline {
+                        Some(d) if wake >= d => return Sent::Abandoned,
+                        Some(_) => tokio::time::sleep_until(wake).await,
+                        None => {
+                            tokio::select! {
+                                _ = tokio::time::sleep_until(wake) => {}
+                                _ = run.cancel.cancelled() => {
+                                    run.deadline = Some(Instant::now() + self.cfg.shutdown_timeout);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+struct Run {
+    cursor: u64,
+    translated: Option<u64>,
+    logs_acked: Option<u64>,
+    spans_acked: Option<u64>,
+    metrics_acked: Option<u64>,
+    removed: Option<u64>,
+    logs: Pending<ResourceLogs>,
+    spans: Pending<ResourceSpans>,
+    next_metrics: Instant,
+    deadline: Option<Instant>,
+    cancel: CancellationToken,
+}
+
+/// The wait before retry `attempt` (0-based): the server's delay when it gave one (capped at
+/// `retry.max`, never shorter than asked up to that cap), else full jitter over a capped
+/// exponential: uniform in [base/2, base] with base = min(max, initial·2^attempt).
+pub fn backoff(cfg: &ExportConfig, attempt: u32, server: Option<Duration>) -> Duration {
+    if let Some(s) = server {
+        return s.min(cfg.retry.max);
+    }
+    let base = cfg.retry.initial.saturating_mul(1u32 << attempt.min(20)).min(cfg.retry.max);
+    let lo = base / 2;
+    let jitter = rand::rng().random_range(0..=(base - lo).as_millis() as u64);
+    lo + Duration::from_millis(jitter)
+}
+
+/// Splits a batch into requests of at most `max_bytes` encoded bytes each (a single group
+/// larger than that goes alone), so one large delivery cannot push a request past the backend's
+/// message limit together with others.
+fn split_by_bytes<T: Message>(items: Vec<T>, max_bytes: usize) -> Vec<Vec<T>> {
+    let mut out: Vec<Vec<T>> = Vec::new();
+    let mut size = 0;
+    for item in items {
+        let n = item.encoded_len();
+        match out.last_mut() {
+            Some(last) if size + n <= max_bytes => last.push(item),
+            _ => {
+                out.push(vec![item]);
+                size = 0;
+            }
+        }
+        size += n;
+    }
+    out
+}
+
+/// Merges adjacent resource groups with the same resource and scope, so a batch of deliveries
+/// from one endpoint is one resource in the request.
+fn merge_logs(items: Vec<ResourceLogs>) -> Vec<ResourceLogs> {
+    let mut out: Vec<ResourceLogs> = Vec::with_capacity(items.len());
+    for rl in items {
+        match out.last_mut() {
+            Some(last) if last.resource == rl.resource && last.schema_url == rl.schema_url => {
+                for sl in rl.scope_logs {
+                    match last
+                        .scope_logs
+                        .iter_mut()
+                        .find(|s| s.scope == sl.scope && s.schema_url == sl.schema_url)
+                    {
+                        Some(s) => s.log_records.extend(sl.log_records),
+                        None => last.scope_logs.push(sl),
+                    }
+                }
+            }
+            _ => out.push(rl),
+        }
+    }
+    out
+}
+
+fn merge_spans(items: Vec<ResourceSpans>) -> Vec<ResourceSpans> {
+    let mut out: Vec<ResourceSpans> = Vec::with_capacity(items.len());
+    for rs in items {
+        match out.last_mut() {
+            Some(last) if last.resource == rs.resource && last.schema_url == rs.schema_url => {
+                for ss in rs.scope_spans {
+                    match last
+                        .scope_spans
+                        .iter_mut()
+                        .find(|s| s.scope == ss.scope && s.schema_url == ss.schema_url)
+                    {
+                        Some(s) => s.spans.extend(ss.spans),
+                        None => last.scope_spans.push(ss),
+                    }
+                }
+            }
+            _ => out.push(rs),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_capped_jittered_and_honours_the_server() {
+        let cfg = ExportConfig::default();
+        for attempt in 0..40 {
+            let d = backoff(&cfg, attempt, None);
+            assert!(d <= cfg.retry.max, "{d:?}");
+            let base = cfg.retry.initial.saturating_mul(1 << attempt.min(20)).min(cfg.retry.max);
+            assert!(d >= base / 2, "{d:?}");
+        }
+        assert_eq!(backoff(&cfg, 0, Some(Duration::from_secs(7))), Duration::from_secs(7));
+        assert_eq!(backoff(&cfg, 0, Some(Duration::from_secs(7000))), cfg.retry.max);
+    }
+
+    #[test]
+    fn splitting_respects_the_byte_limit_and_keeps_order() {
+        use opentelemetry_proto::tonic::logs::v1::{LogRecord, ScopeLogs};
+        let rl = |n: usize| ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord { time_unix_nano: n as u64, ..Default::default() }; n],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let items: Vec<ResourceLogs> = (1..=30).map(rl).collect();
+        let total: usize = items.iter().map(|i| i.encoded_len()).sum();
+        let parts = split_by_bytes(items.clone(), 1024);
+        assert!(parts.len() > 1);
+        for p in &parts {
+            let size: usize = p.iter().map(|i| i.encoded_len()).sum();
+            assert!(size <= 1024 || p.len() == 1, "{size}");
+        }
+        let flat: Vec<ResourceLogs> = parts.into_iter().flatten().collect();
+        assert_eq!(flat, items);
+        assert_eq!(split_by_bytes(items, total).len(), 1);
+    }
+
+    #[test]
+    fn merging_keeps_every_record() {
+        use opentelemetry_proto::tonic::logs::v1::{LogRecord, ScopeLogs};
+        let rl = |n: usize| ResourceLogs {
+            scope_logs: vec![ScopeLogs { log_records: vec![LogRecord::default(); n], ..Default::default() }],
+            ..Default::default()
+        };
+        let merged = merge_logs(vec![rl(2), rl(3)]);
+        assert_eq!(merged.len(), 1);
+        assert_eq!(merged[0].scope_logs[0].log_records.len(), 5);
+    }
+}
