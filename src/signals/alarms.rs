@@ -111,7 +111,7 @@ pub fn alarm(cx: &mut Cx<'_>, a: &Alarm, out: &mut EventOut) {
     out.consumed = &["type", "group", "severity"];
     let count = a.count.unwrap_or(1).max(1);
     let mut body = format!(
-        "{severity_word} {group} alarm {kind}: {count} occurrence{}",
+        "alarm {kind} (severity {severity_word}, group {group}): {count} occurrence{}",
         if count == 1 { "" } else { "s" }
     );
     let targets: Vec<&String> = a.hostnames.iter().flatten().chain(a.aps.iter().flatten()).take(5).collect();

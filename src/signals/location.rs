@@ -19,7 +19,10 @@ pub fn location(topic: &str, e: &Location, out: &mut EventOut) {
     let client_id = e.extra.get("client_id").and_then(Value::as_str);
     let who = non_empty(&e.mac).or(non_empty(&e.name)).map(String::as_str).or(client_id).unwrap_or("?");
     out.body = match (non_empty(&e.trigger), e.x, e.y) {
-        (Some(t), _, _) => format!("{topic}: {who} {t} zone {}", e.zone_id.as_deref().unwrap_or("?")),
+        (Some(t), _, _) => {
+            let zone = e.zone_id.as_deref().or_else(|| e.extra.get("rssizone_id").and_then(Value::as_str));
+            format!("{topic}: {who} {t} zone {}", zone.unwrap_or("?"))
+        }
         (None, Some(x), Some(y)) => {
             format!("{topic}: {who} at ({x}, {y}) on map {}", e.map_id.as_deref().unwrap_or("?"))
         }
