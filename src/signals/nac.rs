@@ -114,7 +114,8 @@ pub fn accounting(cx: &mut Cx<'_>, e: &NacAccounting, out: &mut EventOut) {
     );
     // Interim updates repeat running totals; only the stop record's totals are added, so
     // the counter never counts a packet twice.
-    if kind.to_ascii_uppercase().ends_with("STOP") {
+    let is_stop = kind.to_ascii_uppercase().ends_with("STOP");
+    if is_stop {
         for (dir, v) in [("receive", e.rx_pkts), ("transmit", e.tx_pkts)] {
             if let Some(v) = v {
                 let mut labels = vec![
@@ -133,7 +134,8 @@ pub fn accounting(cx: &mut Cx<'_>, e: &NacAccounting, out: &mut EventOut) {
     }
     if let Some(mac) = mac {
         let s = span("mist.nac.accounting", cx.time_ns, cx.time_ns, a.clone());
-        out.trace = attach(cx, mac, PartKind::During, "accounting", s, None);
+        let kind = if is_stop { PartKind::End } else { PartKind::During };
+        out.trace = attach(cx, mac, kind, "accounting", s, None);
     }
     out.attrs = a;
 }

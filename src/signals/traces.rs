@@ -109,8 +109,13 @@ pub enum PartKind {
     /// NAC authentication: belongs to the association whose connect time is within the
     /// window on either side.
     Auth,
-    /// IP learned / accounting: belongs to the association in progress at that time.
+    /// IP learned / accounting start and updates: belongs to the association in progress at
+    /// that time.
     During,
+    /// Accounting stop: belongs to the association whose disconnect is within the window, so
+    /// it waits for the session end rather than guess (an open association might be followed
+    /// by a roam not yet delivered).
+    End,
 }
 
 /// A span waiting for its association.
@@ -367,6 +372,12 @@ fn best_match(assocs: &[Assoc], kind: PartKind, at_us: i64, window: i64) -> Opti
             .filter(|a| (a.connect_us - at_us).abs() <= window)
             .min_by_key(|a| ((a.connect_us - at_us).abs(), a.connect_us))
             .map(|a| a.connect_us),
+        PartKind::End => assocs
+            .iter()
+            .filter_map(|a| a.disconnect_us.map(|d| ((d - at_us).abs(), a.connect_us)))
+            .filter(|(dist, _)| *dist <= window)
+            .min()
+            .map(|(_, c)| c),
         PartKind::During => assocs
             .iter()
             .rev()
