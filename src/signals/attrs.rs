@@ -98,8 +98,64 @@ pub const AUTH_METHOD: &str = "mist.guest.auth_method";
 pub const ERROR_TYPE: &str = "error.type";
 /// `network.io.direction` (OpenTelemetry): `receive` or `transmit`.
 pub const IO_DIRECTION: &str = "network.io.direction";
+/// Session length on the session span, s.
+pub const SESSION_DURATION: &str = "mist.session.duration";
+/// AP a session roamed to, on the session span.
+pub const NEXT_AP: &str = "mist.session.next_ap";
+/// Why a span links to another (`roamed_from`).
+pub const LINK_TYPE: &str = "mist.link.type";
 /// Prefix of event fields that have no semantic name.
 pub const EVENT_FIELD_PREFIX: &str = "mist.event.";
+
+/// Every attribute key above (for the documentation check).
+pub const ALL: &[&str] = &[
+    SERVICE_NAME,
+    ORG_ID,
+    SITE_ID,
+    SITE_NAME,
+    WEBHOOK_ENDPOINT,
+    TOPIC,
+    DEVICE_MAC,
+    DEVICE_NAME,
+    DEVICE_TYPE,
+    DEVICE_MODEL,
+    AP_MAC,
+    AP_NAME,
+    BSSID,
+    CLIENT_MAC,
+    CLIENT_HOSTNAME,
+    CLIENT_USERNAME,
+    CLIENT_OS,
+    CLIENT_ADDRESS,
+    SSID,
+    WLAN_ID,
+    BAND,
+    ALARM_TYPE,
+    ALARM_GROUP,
+    ALARM_SEVERITY,
+    EVENT_TYPE,
+    NAC_RESULT,
+    AUTH_TYPE,
+    TERMINATION_REASON,
+    ROAMED,
+    LATENCY_PHASE,
+    STAT,
+    SLE_METRIC,
+    PROBE_NAME,
+    PROBE_TYPE,
+    TEST_TYPE,
+    ZONE_ID,
+    ZONE_NAME,
+    MAP_ID,
+    MXEDGE_ID,
+    MXEDGE_NAME,
+    AUTH_METHOD,
+    ERROR_TYPE,
+    IO_DIRECTION,
+    SESSION_DURATION,
+    NEXT_AP,
+    LINK_TYPE,
+];
 
 /// A string attribute.
 pub fn kv(key: &str, value: impl Into<String>) -> KeyValue {

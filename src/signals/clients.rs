@@ -93,7 +93,7 @@ pub fn join(cx: &mut Cx<'_>, e: &ClientJoin, out: &mut EventOut) {
         let trace = traces::association_trace_id(org, site, mac, connect);
         let key = Correlator::client_key(org, site, mac);
         let assoc = Assoc { connect_us: connect, disconnect_us: None, roamed: false, trace };
-        let mut s = span("mist.client.join", (connect as u64).saturating_mul(1000), cx.time_ns, a.clone());
+        let mut s = span(traces::SPAN_JOIN, (connect as u64).saturating_mul(1000), cx.time_ns, a.clone());
         let id = traces::span_id(&trace, "join", 0);
         s.trace_id = trace.to_vec();
         s.span_id = id.to_vec();
@@ -207,12 +207,12 @@ pub fn session(cx: &mut Cx<'_>, e: &ClientSession, out: &mut EventOut) {
         let end_ns = disconnect.map(|d| (d as u64).saturating_mul(1000)).unwrap_or(cx.time_ns);
         let mut sa = a.clone();
         if let Some(d) = duration {
-            sa.push(kv_f64("mist.session.duration", d));
+            sa.push(kv_f64(attrs::SESSION_DURATION, d));
         }
         if let Some(n) = non_empty(&e.next_ap) {
-            sa.push(kv("mist.session.next_ap", n.as_str()));
+            sa.push(kv(attrs::NEXT_AP, n.as_str()));
         }
-        let mut s = span("mist.client.session", (connect as u64).saturating_mul(1000), end_ns, sa);
+        let mut s = span(traces::SPAN_SESSION, (connect as u64).saturating_mul(1000), end_ns, sa);
         s.trace_id = trace.to_vec();
         s.span_id = assoc.session_span().to_vec();
         if abnormal {
@@ -225,7 +225,7 @@ pub fn session(cx: &mut Cx<'_>, e: &ClientSession, out: &mut EventOut) {
             s.links.push(span::Link {
                 trace_id: prev.trace.to_vec(),
                 span_id: prev.session_span().to_vec(),
-                attributes: vec![kv("mist.link.type", "roamed_from")],
+                attributes: vec![kv(attrs::LINK_TYPE, "roamed_from")],
                 ..Default::default()
             });
         }
@@ -284,7 +284,7 @@ pub fn info(cx: &mut Cx<'_>, e: &ClientInfo, out: &mut EventOut) {
         non_empty(&e.hostname).map(|h| format!(" ({h})")).unwrap_or_default()
     );
     if let Some(mac) = mac {
-        let s = span("mist.client.info", cx.time_ns, cx.time_ns, a.clone());
+        let s = span(traces::SPAN_INFO, cx.time_ns, cx.time_ns, a.clone());
         out.trace = attach(cx, mac, PartKind::During, "info", s, None);
     }
     out.attrs = a;

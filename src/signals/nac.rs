@@ -69,7 +69,7 @@ pub fn event(cx: &mut Cx<'_>, e: &NacEvent, out: &mut EventOut) {
     cx.count(&metrics::NAC_EVENTS, labels, 1);
 
     if let Some(mac) = mac.filter(|_| result != "other") {
-        let mut s = span("mist.nac.auth", cx.time_ns, cx.time_ns, a.clone());
+        let mut s = span(traces::SPAN_AUTH, cx.time_ns, cx.time_ns, a.clone());
         if failed {
             s.status = error_status(why.cloned().unwrap_or_else(|| kind.clone()));
             s.attributes.push(kv(attrs::ERROR_TYPE, kind.as_str()));
@@ -133,7 +133,7 @@ pub fn accounting(cx: &mut Cx<'_>, e: &NacAccounting, out: &mut EventOut) {
         }
     }
     if let Some(mac) = mac {
-        let s = span("mist.nac.accounting", cx.time_ns, cx.time_ns, a.clone());
+        let s = span(traces::SPAN_ACCOUNTING, cx.time_ns, cx.time_ns, a.clone());
         let kind = if is_stop { PartKind::End } else { PartKind::During };
         out.trace = attach(cx, mac, kind, "accounting", s, None);
     }

@@ -13,6 +13,19 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
 
+/// Root span of an association: connect → disconnect (`client-sessions`).
+pub const SPAN_SESSION: &str = "mist.client.session";
+/// The association's join (`client-join`).
+pub const SPAN_JOIN: &str = "mist.client.join";
+/// NAC authentication (`nac-events`).
+pub const SPAN_AUTH: &str = "mist.nac.auth";
+/// IP/host name learned (`client-info`).
+pub const SPAN_INFO: &str = "mist.client.info";
+/// NAC accounting record (`nac-accounting`).
+pub const SPAN_ACCOUNTING: &str = "mist.nac.accounting";
+/// Every span name (for the documentation check).
+pub const SPAN_NAMES: &[&str] = &[SPAN_SESSION, SPAN_JOIN, SPAN_AUTH, SPAN_INFO, SPAN_ACCOUNTING];
+
 /// A trace id.
 pub type TraceId = [u8; 16];
 /// A span id.
