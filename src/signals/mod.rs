@@ -401,27 +401,4 @@ pub fn secs_to_ns(secs: f64) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_keep_microseconds() {
-        assert_eq!(secs_to_ns(1691512031.358188), 1_691_512_031_358_188_000);
-        assert_eq!(secs_to_ns(1763546876.209649), 1_763_546_876_209_649_000);
-        assert_eq!(secs_to_ns(1547235620.89), 1_547_235_620_890_000_000);
-        assert_eq!(secs_to_ns(-1.0), 0);
-        assert_eq!(secs_to_ns(f64::NAN), 0);
-    }
-
-    #[test]
-    fn resource_precedence() {
-        let mut cfg = SignalsConfig::default();
-        cfg.resource_attributes.insert("env".into(), "prod".into());
-        cfg.resource_attributes.insert("service.name".into(), "ignored".into());
-        let r = resource(&cfg, &[("env", "lab"), ("mist.org.id", "o")]);
-        let got: Vec<_> = r.attributes.iter().map(|kv| kv.key.as_str()).collect();
-        assert_eq!(got, ["env", "mist.org.id", "service.name"]);
-        assert_eq!(r.attributes[0].value, Some(attrs::string("lab")));
-        assert_eq!(r.attributes[2].value, Some(attrs::string("mist-otel")));
-    }
-}
+mod tests;

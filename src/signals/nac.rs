@@ -1,6 +1,6 @@
 //! `nac-events` and `nac-accounting`.
 
-use super::attrs::{self, kv, opt};
+use super::attrs::{self, kv, kv_bool, opt};
 use super::clients::{attach, error_status, span};
 use super::logs::Severity;
 use super::metrics;
@@ -44,7 +44,12 @@ pub fn event(cx: &mut Cx<'_>, e: &NacEvent, out: &mut EventOut) {
     opt(&mut a, attrs::BSSID, non_empty(&e.bssid));
     opt(&mut a, attrs::SSID, ssid);
     opt(&mut a, attrs::DEVICE_MAC, non_empty(&e.device_mac));
-    out.consumed = &["type", "auth_type", "mac", "username", "ap", "bssid", "ssid", "device_mac"];
+    // Spec versions disagree (`true` vs `"true"`): the attribute is always a boolean.
+    if let Some(r) = e.random_mac {
+        a.push(kv_bool("mist.event.random_mac", r));
+    }
+    out.consumed =
+        &["type", "auth_type", "mac", "username", "ap", "bssid", "ssid", "device_mac", "random_mac"];
     out.severity = if failed { Severity::Warn } else { Severity::Info };
     let why = non_empty(&e.text).or(non_empty(&e.reason));
     let who = non_empty(&e.username).or(mac).map(String::as_str).unwrap_or("?");
