@@ -163,27 +163,39 @@ fn correlation_state_stays_under_its_cap_with_a_million_clients() {
     assert_eq!(c.evictions(), 1_000_000 - CAP as u64);
 }
 
+fn batch(topic: &str, from: u64, n: u64, f: impl Fn(u64) -> serde_json::Value) -> Envelope {
+    let events: Vec<_> = (from..from + n).map(f).collect();
+    let body = serde_json::json!({"topic": topic, "events": events}).to_string();
+    Envelope::parse(body.as_bytes()).unwrap()
+}
+
 #[test]
 fn translator_correlation_is_bounded_and_reported() {
     let cfg = SignalsConfig { correlation_capacity: 500, ..Default::default() };
     let mut t = Translator::new(&cfg);
-    let mut emitted_auths = 0;
-    for batch in 0..20u64 {
-        let events: Vec<_> = (0..500u64)
-            .map(|i| {
-                let n = batch * 500 + i;
-                serde_json::json!({"org_id": ORG, "site_id": SITE, "type": "NAC_CLIENT_PERMIT",
-                    "mac": format!("{n:012x}"), "client_type": "wireless", "timestamp": 1_717_000_000.0 + n as f64})
-            })
-            .collect();
-        let body = serde_json::json!({"topic": "nac-events", "events": events}).to_string();
-        let env = Envelope::parse(body.as_bytes()).unwrap();
-        let out = translate(&mut t, &env, T0 + batch);
-        emitted_auths += spans(&out).filter(|s| s.name == "mist.nac.auth").count();
+    for b in 0..20u64 {
+        let env = batch("client-join", b * 500, 500, |n| {
+            serde_json::json!({"org_id": ORG, "site_id": SITE, "mac": format!("{n:012x}"),
+                "connect_float": 1_717_000_000.0 + n as f64})
+        });
+        translate(&mut t, &env, T0 + b);
         assert!(t.stats().correlation_entries <= 500);
     }
-    let stats = t.stats();
-    assert_eq!(stats.correlation_entries, 500);
-    assert_eq!(stats.correlation_evictions, 10_000 - 500);
-    assert_eq!(emitted_auths, 10_000 - 500, "evicted auths are emitted as their own traces, not lost");
+    assert_eq!(t.stats().correlation_entries, 500);
+    assert_eq!(t.stats().correlation_evictions, 10_000 - 500);
+
+    // Permits of clients whose join never comes: parked up to a bound, the rest given up
+    // at once as their own traces; none is lost.
+    let mut emitted = 0;
+    for b in 0..10u64 {
+        let env = batch("nac-events", 100_000 + b * 1000, 1000, |n| {
+            serde_json::json!({"org_id": ORG, "site_id": SITE, "type": "NAC_CLIENT_PERMIT",
+                "mac": format!("{n:012x}"), "client_type": "wireless", "timestamp": 1_717_000_000.0 + n as f64})
+        });
+        emitted +=
+            spans(&translate(&mut t, &env, T0 + 100 + b)).filter(|s| s.name == "mist.nac.auth").count();
+        let s = t.stats();
+        assert!(s.correlation_entries <= 500 && s.correlation_parked <= 500, "{s:?}");
+    }
+    assert_eq!(emitted as u64 + t.stats().correlation_parked, 10_000, "every auth is parked or emitted");
 }

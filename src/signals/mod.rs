@@ -78,6 +78,8 @@ pub struct TranslatorStats {
     pub correlation_entries: u64,
     /// Clients evicted from it (capacity or TTL) since start.
     pub correlation_evictions: u64,
+    /// Parts (auth, info, accounting) waiting for their association.
+    pub correlation_parked: u64,
     /// Live metric series.
     pub metric_series: u64,
     /// Metric series refused because of `max_metric_series`, since start.
@@ -212,6 +214,7 @@ impl Translator {
         TranslatorStats {
             correlation_entries: self.corr.len() as u64,
             correlation_evictions: self.corr.evictions(),
+            correlation_parked: self.corr.parked() as u64,
             metric_series: self.metrics.series_count() as u64,
             metric_series_dropped: self.metrics.dropped(),
         }

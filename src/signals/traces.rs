@@ -195,8 +195,9 @@ struct Entry {
 /// Bounded memory of recent associations and parked parts, per client.
 ///
 /// Bounds: at most `capacity` clients (oldest-touched evicted first), each with at most 4
-/// associations and 8 parked parts; clients untouched for `ttl` are forgotten; parked parts
-/// are given up at their deadline. Evicted or expired parked auths are emitted as traces of
+/// associations and 8 parked parts, and at most `capacity / 4` parked parts in all (a parked
+/// part holds a whole span); clients untouched for `ttl` are forgotten; parked parts are given
+/// up at their deadline. Evicted or expired parked auths are emitted as traces of
 /// their own, other parked parts are dropped (their logs were already sent).
 #[derive(Debug)]
 pub struct Correlator {
@@ -205,6 +206,8 @@ pub struct Correlator {
     parked_q: VecDeque<(u64, [u8; 16])>,  // (deadline_ns, key)
     next_seq: u64,
     capacity: usize,
+    parked_total: usize,
+    parked_cap: usize,
     ttl_ns: u64,
     window_us: i64,
     evictions: u64,
@@ -219,6 +222,8 @@ impl Correlator {
             parked_q: VecDeque::new(),
             next_seq: 0,
             capacity: capacity.max(1),
+            parked_total: 0,
+            parked_cap: (capacity / 4).max(16),
             ttl_ns,
             window_us,
             evictions: 0,
@@ -247,6 +252,11 @@ impl Correlator {
     /// Clients evicted (capacity or TTL) since start.
     pub fn evictions(&self) -> u64 {
         self.evictions
+    }
+
+    /// Parts waiting for their association.
+    pub fn parked(&self) -> usize {
+        self.parked_total
     }
 
     /// The correlation window, µs.
@@ -279,6 +289,7 @@ impl Correlator {
         while let Some((_, seq, key)) = self.fifo.pop_front() {
             if self.map.get(&key).is_some_and(|e| e.seq == seq) {
                 if let Some(e) = self.map.remove(&key) {
+                    self.parked_total = self.parked_total.saturating_sub(e.parked.len());
                     out.extend(e.parked);
                 }
                 self.evictions += 1;
@@ -299,6 +310,7 @@ impl Correlator {
             self.fifo.pop_front();
             if self.map.get(&key).is_some_and(|e| e.seq == seq) {
                 if let Some(e) = self.map.remove(&key) {
+                    self.parked_total = self.parked_total.saturating_sub(e.parked.len());
                     out.extend(e.parked);
                 }
                 self.evictions += 1;
@@ -313,6 +325,7 @@ impl Correlator {
                 let (gone, keep): (Vec<_>, Vec<_>) =
                     e.parked.drain(..).partition(|p| p.deadline_ns <= now_ns);
                 e.parked = keep;
+                self.parked_total = self.parked_total.saturating_sub(gone.len());
                 out.extend(gone);
             }
         }
@@ -349,6 +362,7 @@ impl Correlator {
             .drain(..)
             .partition(|p| best_match(&assocs, p.kind, p.at_us, window) == Some(a.connect_us));
         e.parked = keep;
+        self.parked_total = self.parked_total.saturating_sub(mine.len());
         mine
     }
 
@@ -368,11 +382,21 @@ impl Correlator {
     /// Parks a part until its association is known (or its deadline passes).
     pub fn park(&mut self, key: [u8; 16], p: Parked, now_ns: u64, evicted: &mut Vec<Parked>) {
         let deadline = p.deadline_ns;
+        if self.parked_total >= self.parked_cap {
+            // Full: give this part up now rather than grow.
+            evicted.push(p);
+            return;
+        }
         let e = self.touch(key, now_ns, evicted);
-        if e.parked.len() >= MAX_PARKED {
+        // Net change: +1, unless this client's oldest parked part makes room.
+        let replaced = e.parked.len() >= MAX_PARKED;
+        if replaced {
             evicted.push(e.parked.remove(0));
         }
         e.parked.push(p);
+        if !replaced {
+            self.parked_total += 1;
+        }
         self.parked_q.push_back((deadline, key));
     }
 }
