@@ -109,6 +109,22 @@ fn malformed_known_topic_event_still_gives_a_record() {
 }
 
 #[test]
+fn extreme_times_do_not_overflow() {
+    let mut t = Translator::new(&SignalsConfig::default());
+    let evs = json!([{"mac": "m", "connect_float": 1e300, "disconnect_float": 1e300, "timestamp": 1e300}]);
+    run(&mut t, "client-sessions", evs);
+    run(&mut t, "client-info", json!([{"mac": "m", "timestamp": 1e300}]));
+    run(&mut t, "nac-accounting", json!([{"mac": "m", "type": "NAC_ACCOUNTING_STOP", "timestamp": 1e300}]));
+    run(&mut t, "nac-events", json!([{"mac": "m", "type": "NAC_CLIENT_PERMIT", "timestamp": 1e-300}]));
+}
+
+#[test]
+fn translator_is_send() {
+    fn send<T: Send>() {}
+    send::<Translator>();
+}
+
+#[test]
 fn translation_is_deterministic() {
     let evs =
         json!([{"org_id": "o", "site_id": "s", "mac": "m1", "connect_float": 1717000000.25, "ssid": "x"}]);

@@ -406,19 +406,22 @@ fn best_match(assocs: &[Assoc], kind: PartKind, at_us: i64, window: i64) -> Opti
     match kind {
         PartKind::Auth => assocs
             .iter()
-            .filter(|a| (a.connect_us - at_us).abs() <= window)
-            .min_by_key(|a| ((a.connect_us - at_us).abs(), a.connect_us))
+            .filter(|a| a.connect_us.saturating_sub(at_us).saturating_abs() <= window)
+            .min_by_key(|a| (a.connect_us.saturating_sub(at_us).saturating_abs(), a.connect_us))
             .map(|a| a.connect_us),
         PartKind::End => assocs
             .iter()
-            .filter_map(|a| a.disconnect_us.map(|d| ((d - at_us).abs(), a.connect_us)))
+            .filter_map(|a| a.disconnect_us.map(|d| (d.saturating_sub(at_us).saturating_abs(), a.connect_us)))
             .filter(|(dist, _)| *dist <= window)
             .min()
             .map(|(_, c)| c),
         PartKind::During => assocs
             .iter()
             .rev()
-            .find(|a| a.connect_us - window <= at_us && a.disconnect_us.is_none_or(|d| at_us <= d + window))
+            .find(|a| {
+                a.connect_us.saturating_sub(window) <= at_us
+                    && a.disconnect_us.is_none_or(|d| at_us <= d.saturating_add(window))
+            })
             .map(|a| a.connect_us),
     }
 }
