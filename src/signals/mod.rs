@@ -151,11 +151,6 @@ pub struct Cx<'a> {
 }
 
 impl Cx<'_> {
-    /// The site key of metric series.
-    pub fn site(&self) -> &SiteKey {
-        &self.origin.0
-    }
-
     /// Adds `n` to a counter of this event's site.
     pub fn count(&mut self, def: &MetricDef, labels: Vec<(&'static str, String)>, n: i64) {
         self.metrics.add(def, &self.origin.0, labels, n, self.received_ns);
