@@ -187,15 +187,15 @@ impl Aggregator {
         init: Point,
     ) -> Option<&mut Point> {
         labels.sort_by(|a, b| a.0.cmp(b.0));
-        let key = (def.name, site.clone(), labels);
-        if !self.series.contains_key(&key) {
-            if self.series.len() >= self.max_series {
+        let full = self.series.len() >= self.max_series;
+        match self.series.entry((def.name, site.clone(), labels)) {
+            std::collections::btree_map::Entry::Occupied(o) => Some(o.into_mut()),
+            std::collections::btree_map::Entry::Vacant(_) if full => {
                 self.dropped += 1;
-                return None;
+                None
             }
-            self.series.insert(key.clone(), init);
+            std::collections::btree_map::Entry::Vacant(v) => Some(v.insert(init)),
         }
-        self.series.get_mut(&key)
     }
 
     fn start(&self, received_ns: u64) -> u64 {
