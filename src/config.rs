@@ -166,6 +166,7 @@ impl Config {
         self.buffer.validate()?;
         self.export.validate()?;
         self.poller.validate()?;
+        self.signals.validate()?;
         Ok(())
     }
 

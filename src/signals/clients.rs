@@ -1,0 +1,353 @@
+//! `client-join`, `client-sessions`, `client-info`, `client-latency` and
+//! `guest-authorizations`.
+
+use super::attrs::{self, kv, kv_bool, kv_f64, kv_i64, opt};
+use super::logs::Severity;
+use super::metrics;
+use super::traces::{self, Assoc, Correlator, Parked, PartKind};
+use super::{Cx, EventOut, secs_to_ns};
+use crate::mist::events::{ClientInfo, ClientJoin, ClientLatency, ClientSession, GuestAuthorization};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::trace::v1::{Span, Status, span, status};
+
+fn non_empty(s: &Option<String>) -> Option<&String> {
+    s.as_ref().filter(|s| !s.is_empty())
+}
+
+/// An instantaneous or timed span of the association, ids filled by the caller.
+pub(crate) fn span(name: &str, start_ns: u64, end_ns: u64, attributes: Vec<KeyValue>) -> Span {
+    Span {
+        name: name.into(),
+        kind: span::SpanKind::Internal as i32,
+        start_time_unix_nano: start_ns,
+        end_time_unix_nano: end_ns.max(start_ns),
+        attributes,
+        ..Default::default()
+    }
+}
+
+/// An error status with its reason.
+pub(crate) fn error_status(message: String) -> Option<Status> {
+    Some(Status { code: status::StatusCode::Error as i32, message })
+}
+
+/// The client labels of metrics: SSID and band, plus the MAC when per-client metrics are on.
+fn client_labels(
+    cx: &Cx<'_>,
+    ssid: Option<&String>,
+    band: Option<&String>,
+    mac: Option<&String>,
+) -> Vec<(&'static str, String)> {
+    let mut l = vec![
+        (attrs::SSID, ssid.cloned().unwrap_or_default()),
+        (attrs::BAND, band.cloned().unwrap_or_default()),
+    ];
+    if cx.metrics.per_client()
+        && let Some(m) = mac
+    {
+        l.push((attrs::CLIENT_MAC, traces::normalize_mac(m)));
+    }
+    l
+}
+
+/// The association's connect time in µs: `connect_float`, else `connect`.
+fn connect_us(connect_float: Option<f64>, connect: Option<f64>) -> Option<i64> {
+    connect_float.filter(|c| *c > 0.0).or(connect.filter(|c| *c > 0.0)).map(traces::secs_to_us)
+}
+
+/// A join: counted with its RSSI; the association's join span (child of its session span).
+pub fn join(cx: &mut Cx<'_>, e: &ClientJoin, out: &mut EventOut) {
+    let mac = non_empty(&e.mac);
+    let (ssid, band) = (non_empty(&e.ssid), non_empty(&e.band));
+    let mut a = Vec::new();
+    opt(&mut a, attrs::CLIENT_MAC, mac);
+    opt(&mut a, attrs::AP_MAC, non_empty(&e.ap));
+    opt(&mut a, attrs::AP_NAME, non_empty(&e.ap_name));
+    opt(&mut a, attrs::BSSID, non_empty(&e.bssid));
+    opt(&mut a, attrs::SSID, ssid);
+    opt(&mut a, attrs::WLAN_ID, non_empty(&e.wlan_id));
+    opt(&mut a, attrs::BAND, band);
+    out.consumed = &["mac", "ap", "ap_name", "bssid", "ssid", "wlan_id", "band"];
+    let ap = non_empty(&e.ap_name).or(non_empty(&e.ap)).map(String::as_str).unwrap_or("?");
+    let mut body = format!(
+        "client {} joined {} on AP {ap}",
+        mac.map(String::as_str).unwrap_or("?"),
+        ssid.map(String::as_str).unwrap_or("?")
+    );
+    if let Some(b) = band {
+        body.push_str(&format!(", band {b}"));
+    }
+    if let Some(r) = e.rssi {
+        body.push_str(&format!(", {r} dBm"));
+    }
+    out.body = body;
+
+    let labels = client_labels(cx, ssid, band, mac);
+    cx.count(&metrics::CLIENT_JOINS, labels.clone(), 1);
+    if let Some(r) = e.rssi {
+        cx.hist(&metrics::CLIENT_JOIN_RSSI, labels, r);
+    }
+
+    if let (Some(mac), Some(connect)) = (mac, connect_us(e.connect_float, e.connect)) {
+        let (org, site) = cx.ids();
+        let trace = traces::association_trace_id(org, site, mac, connect);
+        let key = Correlator::client_key(org, site, mac);
+        let assoc = Assoc { connect_us: connect, disconnect_us: None, roamed: false, trace };
+        let mut s = span(traces::SPAN_JOIN, (connect as u64).saturating_mul(1000), cx.time_ns, a.clone());
+        let id = traces::span_id(&trace, "join", 0);
+        s.trace_id = trace.to_vec();
+        s.span_id = id.to_vec();
+        s.parent_span_id = assoc.session_span().to_vec();
+        cx.spans.push((cx.origin.clone(), s));
+        let mut evicted = Vec::new();
+        let released = cx.corr.associate(key, assoc, cx.received_ns, &mut evicted);
+        cx.emit_released(released, &assoc);
+        cx.emit_evicted(evicted);
+        out.trace = Some((trace, id));
+    }
+    out.attrs = a;
+}
+
+/// 802.11 reason codes that end a session normally: none, STA leaving (deauth/disassoc),
+/// inactivity.
+const NORMAL_REASONS: &[i64] = &[0, 3, 4, 8];
+
+/// A short name of common 802.11 reason codes, for error messages.
+pub fn reason_name(code: i64) -> &'static str {
+    match code {
+        0 => "none",
+        1 => "unspecified",
+        2 => "previous authentication no longer valid",
+        3 => "deauthenticated: station leaving",
+        4 => "disassociated: inactivity",
+        5 => "AP unable to handle all stations",
+        6 => "class 2 frame from unauthenticated station",
+        7 => "class 3 frame from unassociated station",
+        8 => "disassociated: station leaving",
+        15 => "4-way handshake timeout",
+        16 => "group key handshake timeout",
+        23 => "802.1X authentication failed",
+        34 => "excessive lost frames",
+        _ => "other",
+    }
+}
+
+/// A session end: duration histogram, termination and roam counters; the association's
+/// root span from connect to disconnect (error on abnormal termination), linked to the
+/// association it roamed from.
+pub fn session(cx: &mut Cx<'_>, e: &ClientSession, out: &mut EventOut) {
+    let mac = non_empty(&e.mac);
+    let (ssid, band) = (non_empty(&e.ssid), non_empty(&e.band));
+    let roamed = non_empty(&e.next_ap).is_some();
+    let reason = e.termination_reason.unwrap_or(0);
+    let abnormal = !roamed && !NORMAL_REASONS.contains(&reason);
+    let connect = connect_us(e.connect_float, e.connect);
+    let disconnect = connect_us(e.disconnect_float, e.disconnect);
+    let duration = e.duration.filter(|d| *d >= 0.0).or_else(|| match (connect, disconnect) {
+        (Some(c), Some(d)) if d >= c => Some((d - c) as f64 / 1e6),
+        _ => None,
+    });
+    let mut a = Vec::new();
+    opt(&mut a, attrs::CLIENT_MAC, mac);
+    opt(&mut a, attrs::CLIENT_HOSTNAME, non_empty(&e.hostname));
+    opt(&mut a, attrs::CLIENT_USERNAME, non_empty(&e.username));
+    opt(&mut a, attrs::CLIENT_OS, non_empty(&e.client_os));
+    opt(&mut a, attrs::AP_MAC, non_empty(&e.ap));
+    opt(&mut a, attrs::AP_NAME, non_empty(&e.ap_name));
+    opt(&mut a, attrs::BSSID, non_empty(&e.bssid));
+    opt(&mut a, attrs::SSID, ssid);
+    opt(&mut a, attrs::WLAN_ID, non_empty(&e.wlan_id));
+    opt(&mut a, attrs::BAND, band);
+    a.push(kv_i64(attrs::TERMINATION_REASON, reason));
+    a.push(kv_bool(attrs::ROAMED, roamed));
+    out.consumed = &[
+        "mac",
+        "hostname",
+        "username",
+        "client_os",
+        "ap",
+        "ap_name",
+        "bssid",
+        "ssid",
+        "wlan_id",
+        "band",
+        "termination_reason",
+    ];
+    out.severity = if abnormal { Severity::Warn } else { Severity::Info };
+    let who = mac.map(String::as_str).unwrap_or("?");
+    let ap = non_empty(&e.ap_name).or(non_empty(&e.ap)).map(String::as_str).unwrap_or("?");
+    let how = if roamed {
+        format!("roamed to {}", e.next_ap.as_deref().unwrap_or("?"))
+    } else {
+        format!("left (reason {reason}: {})", reason_name(reason))
+    };
+    out.body = match duration {
+        Some(d) => format!("client {who} session on AP {ap} ended after {d} s: {how}"),
+        None => format!("client {who} session on AP {ap} ended: {how}"),
+    };
+
+    let labels = client_labels(cx, ssid, band, mac);
+    let mut dl = labels.clone();
+    dl.push((attrs::ROAMED, roamed.to_string()));
+    if let Some(d) = duration {
+        cx.hist(&metrics::SESSION_DURATION, dl.clone(), d);
+    }
+    dl.retain(|(k, _)| *k != attrs::BAND);
+    dl.push((attrs::TERMINATION_REASON, reason.to_string()));
+    cx.count(&metrics::SESSION_TERMINATIONS, dl, 1);
+    if roamed {
+        cx.count(&metrics::CLIENT_ROAMS, labels, 1);
+    }
+
+    if let (Some(mac), Some(connect)) = (mac, connect) {
+        let (org, site) = cx.ids();
+        let trace = traces::association_trace_id(org, site, mac, connect);
+        let key = Correlator::client_key(org, site, mac);
+        let assoc = Assoc { connect_us: connect, disconnect_us: disconnect, roamed, trace };
+        let end_ns = disconnect.map(|d| (d as u64).saturating_mul(1000)).unwrap_or(cx.time_ns);
+        let mut sa = a.clone();
+        if let Some(d) = duration {
+            sa.push(kv_f64(attrs::SESSION_DURATION, d));
+        }
+        if let Some(n) = non_empty(&e.next_ap) {
+            sa.push(kv(attrs::NEXT_AP, n.as_str()));
+        }
+        let mut s = span(traces::SPAN_SESSION, (connect as u64).saturating_mul(1000), end_ns, sa);
+        s.trace_id = trace.to_vec();
+        s.span_id = assoc.session_span().to_vec();
+        if abnormal {
+            s.status = error_status(format!("termination reason {reason}: {}", reason_name(reason)));
+            s.attributes.push(kv(attrs::ERROR_TYPE, reason.to_string()));
+        }
+        // Roams: a link to the association the client roamed from (see docs/signals.md for
+        // why a link and not one trace per stay).
+        if let Some(prev) = cx.corr.roamed_from(&key, connect) {
+            s.links.push(span::Link {
+                trace_id: prev.trace.to_vec(),
+                span_id: prev.session_span().to_vec(),
+                attributes: vec![kv(attrs::LINK_TYPE, "roamed_from")],
+                ..Default::default()
+            });
+        }
+        cx.spans.push((cx.origin.clone(), s));
+        let mut evicted = Vec::new();
+        let released = cx.corr.associate(key, assoc, cx.received_ns, &mut evicted);
+        cx.emit_released(released, &assoc);
+        cx.emit_evicted(evicted);
+        out.trace = Some((trace, assoc.session_span()));
+    }
+    out.attrs = a;
+}
+
+/// Emits a part now if its association is known, else parks it. Returns the ids used.
+pub(crate) fn attach(
+    cx: &mut Cx<'_>,
+    mac: &str,
+    kind: PartKind,
+    part: &'static str,
+    s: Span,
+    standalone: Option<traces::TraceId>,
+) -> Option<(traces::TraceId, traces::SpanId)> {
+    let (org, site) = cx.ids();
+    let key = Correlator::client_key(org, site, mac);
+    // Event times are whole microseconds (see `secs_to_ns`), so this is exact.
+    let at_us = (cx.time_ns / 1000) as i64;
+    let parked = Parked::new(kind, at_us, part, cx.origin.clone(), s, standalone, cx.park_deadline());
+    match cx.corr.find(&key, kind, at_us) {
+        Some(assoc) => {
+            let (origin, span) = parked.into_span(&assoc);
+            let ids = (assoc.trace, traces::span_id(&assoc.trace, part, at_us));
+            cx.spans.push((origin, span));
+            Some(ids)
+        }
+        None => {
+            let mut evicted = Vec::new();
+            cx.corr.park(key, parked, cx.received_ns, &mut evicted);
+            cx.emit_evicted(evicted);
+            None
+        }
+    }
+}
+
+/// The client's IP became known: a span in its current association.
+pub fn info(cx: &mut Cx<'_>, e: &ClientInfo, out: &mut EventOut) {
+    let mac = non_empty(&e.mac);
+    let mut a = Vec::new();
+    opt(&mut a, attrs::CLIENT_MAC, mac);
+    opt(&mut a, attrs::CLIENT_ADDRESS, non_empty(&e.ip));
+    opt(&mut a, attrs::CLIENT_HOSTNAME, non_empty(&e.hostname));
+    out.consumed = &["mac", "ip", "hostname"];
+    out.body = format!(
+        "client {} has IP {}{}",
+        mac.map(String::as_str).unwrap_or("?"),
+        e.ip.as_deref().unwrap_or("?"),
+        non_empty(&e.hostname).map(|h| format!(" ({h})")).unwrap_or_default()
+    );
+    if let Some(mac) = mac {
+        let s = span(traces::SPAN_INFO, cx.time_ns, cx.time_ns, a.clone());
+        out.trace = attach(cx, mac, PartKind::During, "info", s, None);
+    }
+    out.attrs = a;
+}
+
+/// Site latency aggregates: `mist.client.latency` gauges by phase and statistic.
+pub fn latency(cx: &mut Cx<'_>, e: &ClientLatency, out: &mut EventOut) {
+    let figures = [
+        ("auth", "avg", e.avg_auth),
+        ("auth", "min", e.min_auth),
+        ("auth", "max", e.max_auth),
+        ("dhcp", "avg", e.avg_dhcp),
+        ("dhcp", "min", e.min_dhcp),
+        ("dhcp", "max", e.max_dhcp),
+        ("dns", "avg", e.avg_dns),
+        ("dns", "min", e.min_dns),
+        ("dns", "max", e.max_dns),
+    ];
+    for (phase, stat, v) in figures {
+        if let Some(v) = v {
+            cx.gauge(
+                &metrics::CLIENT_LATENCY,
+                vec![(attrs::LATENCY_PHASE, phase.into()), (attrs::STAT, stat.into())],
+                v,
+            );
+        }
+    }
+    let f = |v: Option<f64>| v.map(|v| format!("{v} s")).unwrap_or_else(|| "?".into());
+    out.body = format!(
+        "site client latency (avg): auth {}, dhcp {}, dns {}",
+        f(e.avg_auth),
+        f(e.avg_dhcp),
+        f(e.avg_dns)
+    );
+}
+
+/// A guest authorisation: counted by SSID and method.
+pub fn guest(cx: &mut Cx<'_>, e: &GuestAuthorization, out: &mut EventOut) {
+    let mut a = Vec::new();
+    opt(&mut a, attrs::CLIENT_MAC, non_empty(&e.client));
+    opt(&mut a, attrs::AP_MAC, non_empty(&e.ap));
+    opt(&mut a, attrs::SSID, non_empty(&e.ssid));
+    opt(&mut a, attrs::WLAN_ID, non_empty(&e.wlan_id));
+    opt(&mut a, attrs::AUTH_METHOD, non_empty(&e.auth_method));
+    out.consumed = &["client", "ap", "ssid", "wlan_id", "auth_method"];
+    let until = e.authorized_expiring_time.map(secs_to_ns).filter(|t| *t > 0);
+    out.body = format!(
+        "guest {} authorized on {} by {}{}",
+        e.client.as_deref().unwrap_or("?"),
+        e.ssid.as_deref().unwrap_or("?"),
+        e.auth_method.as_deref().unwrap_or("?"),
+        match (until, e.authorized_time) {
+            (Some(_), Some(t)) => format!(" for {} s", e.authorized_expiring_time.unwrap_or(t) - t),
+            _ => String::new(),
+        }
+    );
+    out.attrs = a;
+    cx.count(
+        &metrics::GUEST_AUTHORIZATIONS,
+        vec![
+            (attrs::SSID, e.ssid.clone().unwrap_or_default()),
+            (attrs::AUTH_METHOD, e.auth_method.clone().unwrap_or_default()),
+        ],
+        1,
+    );
+}
