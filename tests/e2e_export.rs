@@ -21,7 +21,9 @@ fn sample_timestamps(samples: &[(std::path::PathBuf, Vec<u8>)]) -> Vec<u64> {
             continue;
         }
         for ev in &env.events {
-            if let Some(t) = ev.get("timestamp").and_then(|t| t.as_f64()) {
+            // Placeholder samples carry `timestamp: 0`; the translator then falls back to
+            // another time (see docs/signals.md), so only real times are compared.
+            if let Some(t) = ev.get("timestamp").and_then(|t| t.as_f64()).filter(|t| *t > 0.0) {
                 out.push(mist_otel::signals::secs_to_ns(t));
             }
         }
@@ -63,7 +65,7 @@ fn fast_env(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
 
 fn check_arrival(rx: &Receiver, samples: &[(std::path::PathBuf, Vec<u8>)], transport: Transport) {
     let expected = sample_timestamps(samples);
-    assert!(expected.len() >= 40, "samples carry timestamps: {}", expected.len());
+    assert!(expected.len() >= 15, "samples carry timestamps: {}", expected.len());
     // Samples share timestamps, so compare multisets: each timestamp at least as often as sent.
     let mut want: BTreeMap<u64, usize> = BTreeMap::new();
     for t in &expected {

@@ -131,6 +131,7 @@ async fn run(protocol: &str) {
     );
     let c = client();
     let mut want: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut total_events = 0;
     for (path, body) in webhook_samples() {
         let r = c
             .post(server.url())
@@ -147,13 +148,15 @@ async fn run(protocol: &str) {
         if env.topic == "ping" {
             continue;
         }
+        total_events += env.events.len();
         for ev in &env.events {
-            if let Some(t) = ev.get("timestamp").and_then(|t| t.as_f64()) {
+            // Placeholder samples carry `timestamp: 0` and get a fallback time; compare real ones.
+            if let Some(t) = ev.get("timestamp").and_then(|t| t.as_f64()).filter(|t| *t > 0.0) {
                 *want.entry(mist_otel::signals::secs_to_ns(t)).or_default() += 1;
             }
         }
     }
-    assert!(want.values().sum::<usize>() >= 40, "{want:?}");
+    assert!(want.values().sum::<usize>() >= 15, "{want:?}");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let got = rotel.timestamps();
@@ -167,6 +170,15 @@ async fn run(protocol: &str) {
             missing.len(),
             &missing[..missing.len().min(3)],
             server.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rotel.event_names().len() < total_events {
+        assert!(
+            Instant::now() < deadline,
+            "rotel got {} of {total_events} log records",
+            rotel.event_names().len()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
