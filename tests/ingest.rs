@@ -76,7 +76,28 @@ async fn every_sample_signed_as_mist_signs_is_accepted() {
     assert!(m.contains("topic=\"device-events\""), "{m}");
     assert!(!m.contains("device_events"));
     assert!(!m.contains(SECRET));
+
+    // The pipeline translates every stored delivery; the translator's bounded state is visible.
+    let stored = samples.iter().filter(|(p, _)| !p.ends_with("ping.json")).count();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let m = loop {
+        let m = metrics(&r).await;
+        if metric_value(&m, "mist_otel_export_deliveries_total") >= stored as f64 {
+            break m;
+        }
+        assert!(std::time::Instant::now() < deadline, "deliveries not translated:\n{m}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(metric_value(&m, "mist_otel_signal_metric_series") > 0.0, "{m}");
+    assert!(m.contains("\nmist_otel_correlation_entries "), "{m}");
     r.shutdown().await;
+}
+
+fn metric_value(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
 }
 
 #[tokio::test]

@@ -33,6 +33,7 @@ use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use prost::Message;
 use rand::RngExt;
@@ -73,6 +74,34 @@ pub struct ExportMetrics {
     pub dropped: Family<ReasonLabels, Counter>,
     /// Deliveries translated.
     pub deliveries: Counter,
+    /// The translator's bounded state (correlation and metric series), refreshed per batch.
+    pub translator: TranslatorGauges,
+}
+
+/// Gauges mirroring [`crate::signals::TranslatorStats`], so the bounds are visible.
+#[derive(Clone, Default)]
+pub struct TranslatorGauges {
+    /// Clients held in the trace correlation state.
+    pub correlation_entries: Gauge,
+    /// Clients evicted from it since start (capacity or TTL).
+    pub correlation_evictions: Gauge,
+    /// Parts waiting for their association.
+    pub correlation_parked: Gauge,
+    /// Live metric series.
+    pub metric_series: Gauge,
+    /// Metric series refused by the cap since start.
+    pub metric_series_dropped: Gauge,
+}
+
+impl TranslatorGauges {
+    fn set(&self, s: &crate::signals::TranslatorStats) {
+        let g = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.correlation_entries.set(g(s.correlation_entries));
+        self.correlation_evictions.set(g(s.correlation_evictions));
+        self.correlation_parked.set(g(s.correlation_parked));
+        self.metric_series.set(g(s.metric_series));
+        self.metric_series_dropped.set(g(s.metric_series_dropped));
+    }
 }
 
 impl ExportMetrics {
@@ -91,6 +120,28 @@ impl ExportMetrics {
             "export_deliveries",
             "Buffered deliveries translated by the pipeline",
             m.deliveries.clone(),
+        );
+        let t = &m.translator;
+        r.register(
+            "correlation_entries",
+            "Clients held in the trace correlation state",
+            t.correlation_entries.clone(),
+        );
+        r.register(
+            "correlation_evictions",
+            "Clients evicted from the correlation state since start (capacity or TTL)",
+            t.correlation_evictions.clone(),
+        );
+        r.register(
+            "correlation_parked",
+            "Trace parts waiting for their association",
+            t.correlation_parked.clone(),
+        );
+        r.register("signal_metric_series", "Live metric series in the translator", t.metric_series.clone());
+        r.register(
+            "signal_metric_series_dropped",
+            "Metric series refused by signals.max_metric_series since start",
+            t.metric_series_dropped.clone(),
         );
         m
     }
@@ -204,6 +255,8 @@ impl Pipeline {
             } else {
                 Vec::new()
             };
+            // Refreshed every pass (so at most one batch behind), cheap: five counters.
+            self.metrics.translator.set(&self.translator.stats());
             let got = !batch.is_empty();
             for d in batch {
                 run.cursor = d.seq + 1;
