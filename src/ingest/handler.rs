@@ -9,7 +9,7 @@ use super::ratelimit::RateLimiter;
 use super::server::PeerAddr;
 use super::signature::{self, HEADER_V1, HEADER_V2, Rejection, Verdict};
 use crate::export::{AppendError, Buffer};
-use crate::mist::envelope::{Envelope, topic_label};
+use crate::mist::envelope::{Envelope, Summary, topic_label};
 use crate::secret::Secret;
 use axum::Router;
 use axum::body::Body;
@@ -206,9 +206,15 @@ async fn receive(st: &IngestState, name: &str, req: Request<Body>) -> Response {
         .get_or_create(&SigMatchLabels { endpoint: name.into(), scheme: scheme.into(), secret_index: index })
         .inc();
 
-    // 3. Envelope.
-    let envelope = match Envelope::parse(&body) {
-        Ok(e) => e,
+    // 3. Envelope. Without observers that want the events, a validation pass suffices (same
+    // verdict as the full parse, no per-field allocation); the exporter parses in full later.
+    let parsed = if st.observers.is_empty() {
+        Envelope::validate(&body).map(|s| (s, None))
+    } else {
+        Envelope::parse(&body).map(|e| (Summary { topic: e.topic.clone(), events: e.events.len() }, Some(e)))
+    };
+    let (summary, envelope) = match parsed {
+        Ok(p) => p,
         Err(e) => {
             st.metrics.outcome(name, "unknown", "bad_request");
             let msg = e.to_string();
@@ -216,18 +222,18 @@ async fn receive(st: &IngestState, name: &str, req: Request<Body>) -> Response {
             return json_error(StatusCode::BAD_REQUEST, &msg);
         }
     };
-    let topic = topic_label(&envelope.topic).to_owned();
-    let n_events = envelope.events.len();
+    let topic = topic_label(&summary.topic).to_owned();
+    let n_events = summary.events;
 
     // 4. Buffer (durable once the export work lands); answer 200 only after it is kept.
-    if envelope.topic != "ping" {
+    if summary.topic != "ping" {
         match st.buffer.append(name, received_at_ns, body.clone()).await {
             Ok(_) => {}
             Err(AppendError::Full) => {
                 st.metrics.outcome(name, &topic, "busy");
                 st.observe(
                     name,
-                    Some(&envelope.topic),
+                    Some(&summary.topic),
                     StatusCode::SERVICE_UNAVAILABLE,
                     n_events,
                     Some("buffer full"),
@@ -241,7 +247,7 @@ async fn receive(st: &IngestState, name: &str, req: Request<Body>) -> Response {
                 st.metrics.outcome(name, &topic, "error");
                 st.observe(
                     name,
-                    Some(&envelope.topic),
+                    Some(&summary.topic),
                     StatusCode::SERVICE_UNAVAILABLE,
                     n_events,
                     Some("storage error"),
@@ -259,9 +265,11 @@ async fn receive(st: &IngestState, name: &str, req: Request<Body>) -> Response {
         .events
         .get_or_create(&TopicLabels { endpoint: name.into(), topic: topic.clone() })
         .inc_by(n_events as u64);
-    st.observe(name, Some(&envelope.topic), StatusCode::OK, n_events, None);
-    for o in &st.observers {
-        o.accepted(name, &envelope, received_at_ns);
+    st.observe(name, Some(&summary.topic), StatusCode::OK, n_events, None);
+    if let Some(envelope) = &envelope {
+        for o in &st.observers {
+            o.accepted(name, envelope, received_at_ns);
+        }
     }
     let body = serde_json::json!({ "status": "accepted", "events": n_events }).to_string();
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response()
