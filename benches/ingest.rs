@@ -91,6 +91,18 @@ fn bench(c: &mut Criterion) {
     }
     g.finish();
 
+    // What the handler runs instead of the full parse (same verdict, no events built).
+    let mut g = c.benchmark_group("envelope_validate");
+    g.throughput(Throughput::Bytes(total_bytes as u64));
+    g.bench_function("all_samples", |bch| {
+        bch.iter(|| {
+            for (_, body) in &all {
+                black_box(Envelope::validate(black_box(body)).ok());
+            }
+        })
+    });
+    g.finish();
+
     let envelopes: Vec<(String, Envelope)> =
         all.iter().map(|(n, b)| (n.clone(), Envelope::parse(b).expect("parsed above"))).collect();
     let attrs = BTreeMap::new();
