@@ -79,7 +79,7 @@ rate_of() { # label: the last full-speed deliveries/s of that label
 
 echo "== machine: $(nproc) cores, $(uptime)"
 for run in $(seq 1 "$RUNS"); do
-  read -r P_BARE P_MIST P_ADMIN P_SINK P_MEM P_MEMADMIN < <("$LG" ports 6 | tr '\n' ' ')
+  read -r P_BARE P_MIST P_ADMIN P_SINK P_MEM P_MEMADMIN <<< "$("$LG" ports 6 | tr "\n" " ")"
   echo "== run $run/$RUNS (load: $(cut -d' ' -f1-3 /proc/loadavg))"
 
   # (b) bare axum handler: the HTTP stack's own limit.
