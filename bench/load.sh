@@ -58,7 +58,7 @@ load() { # label url pid [extra loadgen args...]
 
 start_mist_otel() { # label port admin_port sink_port [extra env...]; sets MIST_PID
   local label=$1 port=$2 admin=$3 sink=$4; shift 4
-  local data="$OUT/data-$label-$run"
+  local data="$OUT/data-$label-$run-$RANDOM"
   rm -rf "$data"; mkdir -p "$data"
   env -i PATH="$PATH" HOME="${HOME:-/tmp}" RUST_LOG=info \
     MIST_WEBHOOK_SECRET="$SECRET" \
@@ -95,8 +95,11 @@ for run in $(seq 1 "$RUNS"); do
   "$LG" sink --grpc "127.0.0.1:$P_SINK" > "$OUT/sink-$run.log" 2>&1 &
   SINK_PID=$!; PIDS+=("$SINK_PID")
   "$LG" wait "127.0.0.1:$P_SINK"
+  # A fresh process (empty buffer, own peak RSS) for each load level.
   start_mist_otel mist-otel "$P_MIST" "$P_ADMIN" "$P_SINK"
   load mist-otel "http://127.0.0.1:$P_MIST/mist/webhook" "$MIST_PID"
+  stop "$MIST_PID"
+  start_mist_otel mist-otel "$P_MIST" "$P_ADMIN" "$P_SINK"
   load mist-otel "http://127.0.0.1:$P_MIST/mist/webhook" "$MIST_PID" --rate "$HALF"
   stop "$MIST_PID"
 

@@ -191,7 +191,10 @@ async fn receive(st: &IngestState, name: &str, req: Request<Body>) -> Response {
             st.metrics.outcome(name, "unknown", "error");
             return json_error(StatusCode::BAD_REQUEST, "could not read request body");
         }
-        Ok(Ok(collected)) => collected.to_bytes(),
+        // An exact-size copy: the collected body is usually a slice of hyper's read buffer,
+        // and keeping that slice in the buffer would keep the whole (much larger) read buffer
+        // alive: measured at ~2 GiB RSS for 256 MiB of buffered bodies under load.
+        Ok(Ok(collected)) => Bytes::copy_from_slice(&collected.to_bytes()),
     };
 
     // 2. Signature over the raw bytes.
