@@ -598,7 +598,7 @@ fn table(files: &[PathBuf]) -> anyhow::Result<()> {
         }
     }
     println!(
-        "| {:<22} | {:>5} | {:>7} | {:>10} | {:>10} | {:>8} | {:>8} | {:>8} | {:>8} | {:>8} | {:>9} | {:<24} |",
+        "| {:<22} | {:>5} | {:>7} | {:>10} | {:>10} | {:>8} | {:>8} | {:>8} | {:>8} | {:>8} | {:>9} | {:>8} | {:<24} |",
         "config",
         "conns",
         "rate",
@@ -610,13 +610,14 @@ fn table(files: &[PathBuf]) -> anyhow::Result<()> {
         "CPU µs/ev",
         "cores",
         "RSS MiB",
+        "lg cores",
         "answers"
     );
-    println!("|{}|", ["-"; 12].map(|_| "---").join("|"));
+    println!("|{}|", ["-"; 13].map(|_| "---").join("|"));
     for r in &rows {
         let answers: Vec<String> = r.statuses.iter().map(|(k, v)| format!("{k}:{v}")).collect();
         println!(
-            "| {:<22} | {:>5} | {:>7} | {:>10.0} | {:>10.0} | {:>8.2} | {:>8.2} | {:>8.2} | {:>8} | {:>8} | {:>9} | {:<24} |",
+            "| {:<22} | {:>5} | {:>7} | {:>10.0} | {:>10.0} | {:>8.2} | {:>8.2} | {:>8.2} | {:>8} | {:>8} | {:>9} | {:>8.2} | {:<24} |",
             r.label,
             r.connections,
             r.rate.map(|x| format!("{x:.0}")).unwrap_or_else(|| "max".into()),
@@ -628,6 +629,7 @@ fn table(files: &[PathBuf]) -> anyhow::Result<()> {
             r.cpu_us_per_event.map(|x| format!("{x:.1}")).unwrap_or_default(),
             r.cpu_cores.map(|x| format!("{x:.2}")).unwrap_or_default(),
             r.peak_rss_mib.map(|x| format!("{x:.1}")).unwrap_or_default(),
+            r.loadgen_cpu_cores,
             answers.join(" ")
         );
     }
