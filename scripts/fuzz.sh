@@ -16,6 +16,9 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install --locked cargo-fuzz
 fi
 
+# The fuzz crate is its own workspace: start from the main lock file so it builds the same
+# versions as the server (cargo only adds libfuzzer-sys and its few dependencies).
+cp Cargo.lock fuzz/Cargo.lock
 cargo fuzz build -O
 status=0
 for target in $(cargo fuzz list); do
