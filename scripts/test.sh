@@ -12,6 +12,8 @@ done
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+echo "== cargo deny (licences, bans, sources; advisories need GitHub, see deny.toml)"
+cargo deny check licenses bans sources
 echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 echo "== cargo test"

@@ -354,16 +354,20 @@ async fn per_source_rate_limit_answers_429() {
     c.ingest.rate_limit_per_source = 3;
     let r = start(c).await;
     let body = br#"{"topic":"alarms","events":[]}"#;
+    let started = std::time::Instant::now();
     let mut statuses = Vec::new();
-    for _ in 0..6 {
+    for _ in 0..30 {
         statuses.push(post(&r, body, &[("x-mist-signature-v2", sign(SECRET, body))]).await.status());
     }
-    // A burst of 3 passes, the 4th (sent well within a third of a second) is refused; a slow
-    // machine may refill one token during the rest of the loop, never more.
-    assert!(statuses[..3].iter().all(|s| *s == StatusCode::OK), "{statuses:?}");
-    assert_eq!(statuses[3], StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
+    let elapsed = started.elapsed().as_secs_f64();
+    // A burst of 3, then 3 per second: however slow the machine, no more than that gets through,
+    // and the first three always do.
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
     let refused = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
-    assert!(refused >= 2, "{statuses:?}");
+    assert_eq!(ok + refused, statuses.len(), "{statuses:?}");
+    assert!(statuses[..3].iter().all(|s| *s == StatusCode::OK), "{statuses:?}");
+    assert!(ok as f64 <= 3.0 + (elapsed * 3.0).ceil(), "{ok} passed in {elapsed:.2} s: {statuses:?}");
+    assert!(refused >= 1, "{statuses:?}");
     assert!(metrics(&r).await.contains(&format!("mist_otel_ingest_rate_limited_total {refused}")));
     r.shutdown().await;
 }

@@ -9,7 +9,7 @@ use super::ratelimit::RateLimiter;
 use super::server::PeerAddr;
 use super::signature::{self, HEADER_V1, HEADER_V2, Rejection, Verdict};
 use crate::export::{AppendError, Buffer};
-use crate::mist::envelope::{Envelope, topic_label};
+use crate::mist::envelope::{Envelope, Summary, topic_label};
 use crate::secret::Secret;
 use axum::Router;
 use axum::body::Body;
@@ -57,7 +57,8 @@ pub struct IngestState {
     max_body: usize,
     body_timeout: Duration,
     retry_after: HeaderValue,
-    observers: Vec<Arc<dyn Observer>>,
+    // Shared, not a Vec: axum clones the state for every request.
+    observers: Arc<[Arc<dyn Observer>]>,
     limiter: Option<Arc<RateLimiter>>,
 }
 
@@ -92,7 +93,7 @@ impl IngestState {
             max_body: cfg.max_body_bytes,
             body_timeout: cfg.body_timeout,
             retry_after: HeaderValue::from(cfg.retry_after_secs),
-            observers: Vec::new(),
+            observers: Arc::new([]),
             limiter: (cfg.rate_limit_per_source > 0)
                 .then(|| Arc::new(RateLimiter::new(cfg.rate_limit_per_source))),
         }
@@ -100,7 +101,7 @@ impl IngestState {
 
     /// Adds an observer of request outcomes.
     pub fn with_observer(mut self, o: Arc<dyn Observer>) -> Self {
-        self.observers.push(o);
+        self.observers = self.observers.iter().cloned().chain(std::iter::once(o)).collect();
         self
     }
 
@@ -112,7 +113,7 @@ impl IngestState {
         events: usize,
         reason: Option<&str>,
     ) {
-        for o in &self.observers {
+        for o in self.observers.iter() {
             o.observe(ep, topic, status.as_u16(), events, reason);
         }
     }
@@ -190,7 +191,10 @@ async fn receive(st: &IngestState, name: &str, req: Request<Body>) -> Response {
             st.metrics.outcome(name, "unknown", "error");
             return json_error(StatusCode::BAD_REQUEST, "could not read request body");
         }
-        Ok(Ok(collected)) => collected.to_bytes(),
+        // An exact-size copy: the collected body is usually a slice of hyper's read buffer,
+        // and keeping that slice in the buffer would keep the whole (much larger) read buffer
+        // alive: measured at ~2 GiB RSS for 256 MiB of buffered bodies under load.
+        Ok(Ok(collected)) => Bytes::copy_from_slice(&collected.to_bytes()),
     };
 
     // 2. Signature over the raw bytes.
@@ -206,9 +210,15 @@ async fn receive(st: &IngestState, name: &str, req: Request<Body>) -> Response {
         .get_or_create(&SigMatchLabels { endpoint: name.into(), scheme: scheme.into(), secret_index: index })
         .inc();
 
-    // 3. Envelope.
-    let envelope = match Envelope::parse(&body) {
-        Ok(e) => e,
+    // 3. Envelope. Without observers that want the events, a validation pass suffices (same
+    // verdict as the full parse, no per-field allocation); the exporter parses in full later.
+    let parsed = if st.observers.is_empty() {
+        Envelope::validate(&body).map(|s| (s, None))
+    } else {
+        Envelope::parse(&body).map(|e| (Summary { topic: e.topic.clone(), events: e.events.len() }, Some(e)))
+    };
+    let (summary, envelope) = match parsed {
+        Ok(p) => p,
         Err(e) => {
             st.metrics.outcome(name, "unknown", "bad_request");
             let msg = e.to_string();
@@ -216,18 +226,18 @@ async fn receive(st: &IngestState, name: &str, req: Request<Body>) -> Response {
             return json_error(StatusCode::BAD_REQUEST, &msg);
         }
     };
-    let topic = topic_label(&envelope.topic).to_owned();
-    let n_events = envelope.events.len();
+    let topic = topic_label(&summary.topic).to_owned();
+    let n_events = summary.events;
 
     // 4. Buffer (durable once the export work lands); answer 200 only after it is kept.
-    if envelope.topic != "ping" {
+    if summary.topic != "ping" {
         match st.buffer.append(name, received_at_ns, body.clone()).await {
             Ok(_) => {}
             Err(AppendError::Full) => {
                 st.metrics.outcome(name, &topic, "busy");
                 st.observe(
                     name,
-                    Some(&envelope.topic),
+                    Some(&summary.topic),
                     StatusCode::SERVICE_UNAVAILABLE,
                     n_events,
                     Some("buffer full"),
@@ -241,7 +251,7 @@ async fn receive(st: &IngestState, name: &str, req: Request<Body>) -> Response {
                 st.metrics.outcome(name, &topic, "error");
                 st.observe(
                     name,
-                    Some(&envelope.topic),
+                    Some(&summary.topic),
                     StatusCode::SERVICE_UNAVAILABLE,
                     n_events,
                     Some("storage error"),
@@ -259,11 +269,14 @@ async fn receive(st: &IngestState, name: &str, req: Request<Body>) -> Response {
         .events
         .get_or_create(&TopicLabels { endpoint: name.into(), topic: topic.clone() })
         .inc_by(n_events as u64);
-    st.observe(name, Some(&envelope.topic), StatusCode::OK, n_events, None);
-    for o in &st.observers {
-        o.accepted(name, &envelope, received_at_ns);
+    st.observe(name, Some(&summary.topic), StatusCode::OK, n_events, None);
+    if let Some(envelope) = &envelope {
+        for o in st.observers.iter() {
+            o.accepted(name, envelope, received_at_ns);
+        }
     }
-    let body = serde_json::json!({ "status": "accepted", "events": n_events }).to_string();
+    // Written directly: a `json!` value would cost a map and several allocations per delivery.
+    let body = format!(r#"{{"status":"accepted","events":{n_events}}}"#);
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 

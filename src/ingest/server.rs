@@ -12,6 +12,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 use tokio::net::TcpListener;
@@ -196,21 +197,29 @@ pub async fn serve(
         tokio::spawn(async move {
             let _permit = permit;
             metrics.connections.inc();
+            let started = Arc::new(AtomicBool::new(false));
+            let seen = started.clone();
             let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                seen.store(true, Ordering::Relaxed);
                 req.extensions_mut().insert(PeerAddr(peer));
                 router.clone().oneshot(req.map(axum::body::Body::new))
             });
             match tls {
                 None => {
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                    let _ = watcher.watch(conn.into_owned()).await;
+                    first_request_deadline(watcher.watch(conn.into_owned()), &started, header_timeout).await;
                 }
                 Some(sc) => {
                     let acceptor = tokio_rustls::TlsAcceptor::from(sc);
                     match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
                         Ok(Ok(tls_stream)) => {
                             let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), svc);
-                            let _ = watcher.watch(conn.into_owned()).await;
+                            first_request_deadline(
+                                watcher.watch(conn.into_owned()),
+                                &started,
+                                header_timeout,
+                            )
+                            .await;
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -223,5 +232,22 @@ pub async fn serve(
     drop(listener);
     if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
         tracing::warn!("some webhook connections did not finish within the shutdown grace period");
+    }
+}
+
+/// Serves a connection, but closes it if no request has started within `limit` of it opening.
+///
+/// hyper's header timeout only starts once hyper-util has sniffed the protocol (HTTP/1.1 or
+/// HTTP/2 preface) from the first bytes; a client that connects and sends nothing (or one byte)
+/// would otherwise hold a connection slot forever, and enough of them lock everyone out of the
+/// capped listener.
+async fn first_request_deadline<F: std::future::Future>(conn: F, started: &AtomicBool, limit: Duration) {
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = &mut conn => return,
+        _ = tokio::time::sleep(limit) => {}
+    }
+    if started.load(Ordering::Relaxed) {
+        conn.await;
     }
 }

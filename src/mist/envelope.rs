@@ -63,6 +63,211 @@ impl Envelope {
     }
 }
 
+/// What the ingest handler needs to know about a body: its topic and how many events it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// The topic, normalised as [`Envelope::topic`].
+    pub topic: String,
+    /// Number of events.
+    pub events: usize,
+}
+
+impl Envelope {
+    /// Checks a body exactly as [`Envelope::parse`] does (same answer, same error, for any
+    /// bytes) without building the events: one pass, no map or string allocated per field.
+    ///
+    /// The handler answers from this; the full parse happens once, where the events are
+    /// translated. Numbers and strings are still fully decoded (an out-of-range number or a bad
+    /// escape fails here exactly as in `parse`), so nothing accepted here can fail later.
+    pub fn validate(body: &[u8]) -> Result<Summary, EnvelopeError> {
+        use serde::Deserializer as _;
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let shape = de.deserialize_any(TopVisitor).map_err(|e| EnvelopeError::Json(e.to_string()))?;
+        de.end().map_err(|e| EnvelopeError::Json(e.to_string()))?;
+        let top = shape.ok_or(EnvelopeError::NotObject)?;
+        let topic = match top.topic {
+            Some(Some(t)) if !t.trim().is_empty() => normalize_topic(&t),
+            _ => return Err(EnvelopeError::Topic),
+        };
+        match top.events {
+            Some(Events::Array { count, first_bad: None }) => Ok(Summary { topic, events: count }),
+            Some(Events::Array { first_bad: Some(i), .. }) => Err(EnvelopeError::Event(i)),
+            _ => Err(EnvelopeError::Events),
+        }
+    }
+}
+
+/// The top-level members that matter; the last occurrence of a key wins, as in a JSON map.
+#[derive(Default)]
+struct Top {
+    /// `Some(None)`: present but not a string.
+    topic: Option<Option<String>>,
+    events: Option<Events>,
+}
+
+enum Events {
+    Array { count: usize, first_bad: Option<usize> },
+    NotArray,
+}
+
+/// Implements the scalar `visit_*` methods of a visitor as "return this constant": the
+/// validators only care about objects, arrays and (for `topic`) strings.
+macro_rules! scalars_are {
+    ($v:expr) => {
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($v)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($v)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($v)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($v)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok($v)
+        }
+    };
+}
+
+/// `Some(top)` for an object, `None` for any other JSON value (consumed and checked all the same).
+struct TopVisitor;
+
+impl<'de> serde::de::Visitor<'de> for TopVisitor {
+    type Value = Option<Top>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut top = Top::default();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "topic" => top.topic = Some(map.next_value::<TopicValue>()?.0),
+                "events" => top.events = Some(map.next_value::<EventsValue>()?.0),
+                _ => {
+                    map.next_value::<Checked>()?;
+                }
+            }
+        }
+        Ok(Some(top))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        drain_seq(seq).map(|_| None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    scalars_are!(None);
+}
+
+fn drain_seq<'de, A: serde::de::SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element::<Checked>()?.is_some() {}
+    Ok(())
+}
+
+/// Any JSON value, decoded (numbers range-checked, strings unescaped) and dropped. Unlike
+/// `IgnoredAny` this goes through `deserialize_any`, so it rejects exactly what `Value` rejects.
+struct Checked;
+
+impl<'de> serde::Deserialize<'de> for Checked {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(CheckedVisitor).map(|_| Checked)
+    }
+}
+
+/// Visits any value; `true` when it is an object.
+struct CheckedVisitor;
+
+impl<'de> serde::de::Visitor<'de> for CheckedVisitor {
+    type Value = bool;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        while map.next_key::<Checked>()?.is_some() {
+            map.next_value::<Checked>()?;
+        }
+        Ok(true)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<bool, A::Error> {
+        drain_seq(seq).map(|_| false)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
+    }
+    scalars_are!(false);
+}
+
+/// `topic`'s value: the string, or `None` for any other type.
+struct TopicValue(Option<String>);
+
+impl<'de> serde::Deserialize<'de> for TopicValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Option<String>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(Some(s.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                CheckedVisitor.visit_map(map).map(|_| None)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                drain_seq(seq).map(|_| None)
+            }
+            scalars_are!(None);
+        }
+        d.deserialize_any(V).map(TopicValue)
+    }
+}
+
+/// `events`' value: an array (counting its elements and noting the first non-object) or not.
+struct EventsValue(Events);
+
+impl<'de> serde::Deserialize<'de> for EventsValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Events;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Events, A::Error> {
+                let (mut count, mut first_bad) = (0, None);
+                while let Some(IsObject(is_object)) = seq.next_element::<IsObject>()? {
+                    if !is_object && first_bad.is_none() {
+                        first_bad = Some(count);
+                    }
+                    count += 1;
+                }
+                Ok(Events::Array { count, first_bad })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Events, A::Error> {
+                CheckedVisitor.visit_map(map).map(|_| Events::NotArray)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Events, E> {
+                Ok(Events::NotArray)
+            }
+            scalars_are!(Events::NotArray);
+        }
+        d.deserialize_any(V).map(EventsValue)
+    }
+}
+
+/// Any value, remembering whether it was an object.
+struct IsObject(bool);
+
+impl<'de> serde::Deserialize<'de> for IsObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(CheckedVisitor).map(IsObject)
+    }
+}
+
 /// Normalises a topic name: trims, lowercases, and treats `_` as `-` (Mist's spec versions
 /// disagree on the separator).
 pub fn normalize_topic(t: &str) -> String {
@@ -127,6 +332,51 @@ mod tests {
         assert_eq!(Envelope::parse(br#"{"events":[]}"#), Err(EnvelopeError::Topic));
         assert_eq!(Envelope::parse(br#"{"topic":"x","events":{}}"#), Err(EnvelopeError::Events));
         assert_eq!(Envelope::parse(br#"{"topic":"x","events":[{},2]}"#), Err(EnvelopeError::Event(1)));
+    }
+
+    /// `validate` must give the same answer as `parse` for any bytes: the handler answers 200
+    /// from it, and the exporter parses in full later.
+    #[test]
+    fn validate_agrees_with_parse() {
+        let cases: &[&[u8]] = &[
+            br#"{"topic":"Device_Events","events":[{"a":1},{"b":[1,{"c":null}]}]}"#,
+            br#"{"topic":"x","events":[]} "#,
+            br#"{"topic":"x","events":[]} x"#,
+            b"nope",
+            b"",
+            b"[1]",
+            b"12",
+            br#""s""#,
+            br#"{"events":[]}"#,
+            br#"{"topic":"  ","events":[]}"#,
+            br#"{"topic":5,"events":[]}"#,
+            br#"{"topic":{"a":1},"events":[]}"#,
+            br#"{"topic":"x","events":{}}"#,
+            br#"{"topic":"x","events":[{},2,{},"s"]}"#,
+            br#"{"topic":"x","events":[{"t":1e400}]}"#,
+            br#"{"topic":"x","events":[{"t":"\ud800"}]}"#,
+            br#"{"topic":"x","events":[{"t":"\u00e9\n"}]}"#,
+            br#"{"topic":"a","topic":"b","events":[1],"events":[{}]}"#,
+            br#"{"topic":"x","events":[{}],"extra":{"deep":[1,2,{"x":-0.5e-3}]}}"#,
+            br#"{"topic":"x","events":[{"a":1,"a":2}]}"#,
+            br#"{"top\u0069c":"escaped-key","events":[]}"#,
+            br#"{"topic":"x","events":[{"n":18446744073709551616}]}"#,
+            b"{\"topic\":\"x\",\"events\":[{\"k\":\"\xff\"}]}",
+            b"{\"\xff\":1}",
+        ];
+        for c in cases {
+            check_agree(c);
+        }
+        let deep = format!(r#"{{"topic":"x","events":[{}{}]}}"#, "[".repeat(200), "]".repeat(200));
+        check_agree(deep.as_bytes());
+        let deep_obj =
+            format!(r#"{{"topic":"x","events":[{}1{}]}}"#, r#"{"a":"#.repeat(200), "}".repeat(200));
+        check_agree(deep_obj.as_bytes());
+    }
+
+    fn check_agree(body: &[u8]) {
+        let full = Envelope::parse(body).map(|e| Summary { topic: e.topic, events: e.events.len() });
+        assert_eq!(Envelope::validate(body), full, "{}", String::from_utf8_lossy(body));
     }
 
     #[test]
