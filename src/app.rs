@@ -129,7 +129,7 @@ pub async fn start_with_producers(
             .map_err(|e| StartError::Config(e.to_string()))?;
         extra_metrics.push(poller.metrics_source());
         // The same gauges go out over OTLP at every metric export.
-        producers.push(poller.producer());
+        producers.push(poller.producer(&cfg.signals));
         tasks.push(tokio::spawn(poller.join()));
     }
     // The status page watches every request outcome through the ingest observer hook.

@@ -461,20 +461,225 @@ fn dashboards_are_valid_and_provisioned_by_compose() {
     }
     // What the issue asks the dashboards to cover.
     for needle in [
-        "mist_device_up",
+        "mist_device_up_ratio",
         "mist_alarms_total",
-        "mist_nac_auth_total",
+        "mist_nac_events_total",
         "mist_client_joins_total",
         "mist_client_roams_total",
         "mist_client_session_duration_seconds_bucket",
-        "mist_sle_value",
-        "mist_client_latency",
+        "mist_site_sle_ratio",
+        "mist_client_latency_seconds",
         "mist_session_calls_total",
         "traceql",
         "mist_otel_ingest_requests_total",
     ] {
         assert!(text.contains(needle), "no dashboard shows {needle}");
     }
+}
+
+/// An OTLP name or attribute key as Prometheus spells it (invalid characters → `_`, runs of
+/// `_` collapsed), as the Prometheus OTLP receiver does.
+fn prom_tokens(name: &str) -> Vec<String> {
+    name.split(|c: char| !c.is_ascii_alphanumeric() && c != ':')
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The Prometheus series names of an OTLP metric under the OTLP translation with suffixes
+/// (prometheus/otlptranslator `normalizeName`): unit suffix (`{…}` units add none, `1` only
+/// `_ratio` on gauges, unknown units are kept as they are), `_total` for monotonic counters,
+/// `_bucket`/`_sum`/`_count` for histograms.
+fn prom_names(name: &str, unit: &str, kind: &str) -> Vec<String> {
+    let map = |u: &str, per: bool| -> String {
+        let u = u.trim();
+        if u.is_empty() || u.contains(['{', '}']) {
+            return String::new();
+        }
+        let known: &[(&str, &str)] = if per {
+            &[
+                ("s", "second"),
+                ("m", "minute"),
+                ("h", "hour"),
+                ("d", "day"),
+                ("w", "week"),
+                ("mo", "month"),
+                ("y", "year"),
+            ]
+        } else {
+            &[
+                ("d", "days"),
+                ("h", "hours"),
+                ("min", "minutes"),
+                ("s", "seconds"),
+                ("ms", "milliseconds"),
+                ("us", "microseconds"),
+                ("ns", "nanoseconds"),
+                ("By", "bytes"),
+                ("Cel", "celsius"),
+                ("Hz", "hertz"),
+                ("1", ""),
+                ("%", "percent"),
+            ]
+        };
+        let m = known.iter().find(|(k, _)| *k == u).map_or(u, |(_, v)| v);
+        prom_tokens(m).join("_")
+    };
+    let mut tokens = prom_tokens(name);
+    let (main, per) = unit.split_once('/').unwrap_or((unit, ""));
+    let (main, per) = (map(main, false), map(per, true));
+    for suffix in [main, if per.is_empty() { per } else { format!("per_{per}") }] {
+        if !suffix.is_empty() && !tokens.contains(&suffix) {
+            tokens.push(suffix);
+        }
+    }
+    let mut add_last = |t: &str| {
+        tokens.retain(|x| x != t);
+        tokens.push(t.to_owned());
+    };
+    match kind {
+        "counter" => add_last("total"),
+        "gauge" if unit == "1" => add_last("ratio"),
+        _ => {}
+    }
+    let base = tokens.join("_");
+    match kind {
+        "histogram" => ["bucket", "sum", "count"].iter().map(|s| format!("{base}_{s}")).collect(),
+        _ => vec![base],
+    }
+}
+
+/// `mist_*` metric and label names in a PromQL expression: label names are inside `{…}` and
+/// in the parentheses after `by`, `without`, `on`, `ignoring`, `group_left/right`; strings and
+/// range durations are skipped; identifiers followed by `(` are functions.
+fn promql_names(expr: &str) -> (Vec<String>, Vec<String>) {
+    let (mut metrics, mut labels) = (Vec::new(), Vec::new());
+    let b: Vec<char> = expr.chars().collect();
+    let (mut i, mut braces, mut label_list, mut after_grouping) = (0, false, false, false);
+    while i < b.len() {
+        let c = b[i];
+        if c == '"' || c == '\'' {
+            i += 1;
+            while i < b.len() && b[i] != c {
+                i += if b[i] == '\\' { 2 } else { 1 };
+            }
+        } else if c == '[' {
+            while i < b.len() && b[i] != ']' {
+                i += 1;
+            }
+        } else if c == '{' || c == '}' {
+            braces = c == '{';
+        } else if c == '(' {
+            label_list = after_grouping;
+            after_grouping = false;
+        } else if c == ')' {
+            label_list = false;
+        } else if c.is_ascii_alphabetic() || c == '_' {
+            let start = i;
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == '_' || b[i] == ':') {
+                i += 1;
+            }
+            let word: String = b[start..i].iter().collect();
+            let next = b[i..].iter().find(|c| !c.is_whitespace());
+            if braces || label_list {
+                labels.push(word);
+            } else if ["by", "without", "on", "ignoring", "group_left", "group_right"]
+                .contains(&word.as_str())
+            {
+                after_grouping = true;
+            } else if next != Some(&'(') {
+                metrics.push(word);
+            }
+            continue;
+        }
+        i += 1;
+    }
+    let mist = |v: Vec<String>| v.into_iter().filter(|n| n.starts_with("mist_")).collect();
+    (mist(metrics), mist(labels))
+}
+
+#[test]
+fn dashboards_query_metrics_that_exist() {
+    use mist_otel::signals::{METRICS, attrs, metrics::Kind};
+    // Event metrics as the collector's Prometheus backend names them.
+    let mut known: BTreeSet<String> = BTreeSet::new();
+    for m in METRICS {
+        let kind = match m.kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram(_) => "histogram",
+        };
+        known.extend(prom_names(m.name, m.unit, kind));
+    }
+    // The translation itself, on the cases the dashboards rely on.
+    assert_eq!(prom_names("mist.alarms", "{alarm}", "counter"), ["mist_alarms_total"]);
+    assert_eq!(prom_names("mist.device.up", "1", "gauge"), ["mist_device_up_ratio"]);
+    assert_eq!(prom_names("mist.client.latency", "s", "gauge"), ["mist_client_latency_seconds"]);
+    assert_eq!(prom_names("a.b", "By/s", "gauge"), ["a_b_bytes_per_second"]);
+    assert!(known.contains("mist_client_session_duration_seconds_bucket"), "{known:?}");
+    assert!(known.contains("mist_minis_application_latency_milliseconds"), "{known:?}");
+    // Spanmetrics: `<namespace>.calls` (counter) and `<namespace>.duration` (histogram).
+    let c = yaml("otel-collector.yaml");
+    let sm = s(&c, &["connectors", "spanmetrics"]);
+    let ns = sm.get("namespace").map_or("traces.span.metrics".to_owned(), str_of);
+    let unit = sm.get("histogram").and_then(|h| h.get("unit")).map_or("ms".to_owned(), str_of);
+    known.extend(prom_names(&format!("{ns}.calls"), "", "counter"));
+    known.extend(prom_names(&format!("{ns}.duration"), &unit, "histogram"));
+    // The poller's Go exporter names (scraped from /metrics as they are).
+    let poller = read("src/poller/metrics.rs");
+    for lit in poller.split('"').skip(1).step_by(2).filter(|l| l.starts_with("mist_") && !l.contains(' ')) {
+        known.insert(lit.to_owned());
+    }
+    assert!(known.contains("mist_device_cpu_temperature_celsius") && known.contains("mist_site_info"));
+    // Labels: attribute keys as Prometheus spells them; resource attributes only where the
+    // collector copies them onto the data points.
+    let label_of = |k: &str| prom_tokens(k).join("_");
+    let resource_only = [attrs::ORG_ID, attrs::SITE_ID, attrs::SITE_NAME, attrs::WEBHOOK_ENDPOINT];
+    let metrics_procs = strings(s(&c, &["service", "pipelines", "metrics", "processors"]));
+    let copied = |k: &str| {
+        metrics_procs.iter().filter(|p| p.starts_with("transform")).any(|p| {
+            let proc = serde_json::to_string(&c["processors"][p.as_str()].clone()).unwrap_or_default();
+            proc.contains(&format!(r#"set(attributes[\"{k}\"], resource.attributes[\"{k}\"])"#))
+        })
+    };
+    let labels: BTreeSet<String> =
+        attrs::ALL.iter().filter(|k| !resource_only.contains(k) || copied(k)).map(|k| label_of(k)).collect();
+    assert!(labels.contains("mist_site_id"), "the collector must copy mist.site.id onto data points");
+    // Spanmetrics series carry their dimensions whatever the resource.
+    let span_names = [format!("{}_calls_total", label_of(&ns)), format!("{}_duration", label_of(&ns))];
+    let span_labels: BTreeSet<String> =
+        sm["dimensions"].as_sequence().unwrap().iter().map(|d| label_of(&str_of(&d["name"]))).collect();
+
+    let mut checked = 0;
+    for (p, d) in dashboards() {
+        let targets = d["panels"].as_array().unwrap().iter().flat_map(|panel| {
+            let ds = panel["datasource"]["uid"].as_str() == Some("prometheus");
+            panel["targets"].as_array().unwrap().iter().filter(move |_| ds).filter_map(|t| t["expr"].as_str())
+        });
+        let vars =
+            d["templating"]["list"].as_array().unwrap().iter().filter_map(|v| v["query"]["query"].as_str());
+        for expr in targets.chain(vars) {
+            // `label_values(metric, label)` (Grafana's variable query).
+            let expr = match expr.strip_prefix("label_values(").and_then(|e| e.rsplit_once(',')) {
+                Some((m, l)) => format!("{m}{{{}}}", l.trim().trim_end_matches(')')),
+                None => expr.to_owned(),
+            };
+            let (metrics, used) = promql_names(&expr);
+            for m in metrics.iter().filter(|m| !m.starts_with("mist_otel_")) {
+                assert!(known.contains(m), "{}: `{expr}` queries {m}, which nothing produces", p.display());
+                checked += 1;
+            }
+            let spans = metrics.iter().any(|m| span_names.iter().any(|n| m.starts_with(n.as_str())));
+            for l in used {
+                assert!(
+                    labels.contains(&l) || (spans && span_labels.contains(&l)),
+                    "{}: `{expr}` uses label {l}, which no metric carries",
+                    p.display()
+                );
+            }
+        }
+    }
+    assert!(checked >= 10, "only {checked} event metric queries found");
 }
 
 /// The self-metrics the health dashboard queries exist on the real server's /metrics, and the

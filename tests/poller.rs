@@ -486,7 +486,13 @@ async fn otlp_producer_carries_the_same_set_with_resource_attributes() {
         t.contains("mist_client_rssi_dbm{") && t.contains("mist_device_uptime_seconds{")
     })
     .await;
-    let rms = run.handle.producer().collect(1_700_000_000_000_000_000);
+    // The resource is the webhook signals' one: configured service name and static attributes.
+    let signals = mist_otel::signals::SignalsConfig {
+        service_name: "mist-otel-test".into(),
+        resource_attributes: [("deployment.environment".to_owned(), "test".to_owned())].into(),
+        ..Default::default()
+    };
+    let rms = run.handle.producer(&signals).collect(1_700_000_000_000_000_000);
     let attr = |kvs: &[opentelemetry_proto::tonic::common::v1::KeyValue], k: &str| {
         kvs.iter().find(|kv| kv.key == k).and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
             AV::StringValue(s) => Some(s.clone()),
@@ -498,7 +504,8 @@ async fn otlp_producer_carries_the_same_set_with_resource_attributes() {
         .find(|rm| attr(&rm.resource.as_ref().unwrap().attributes, "mist.site.id") == Some(site_id(1)))
         .expect("a resource per site");
     let res = &site_rm.resource.as_ref().unwrap().attributes;
-    assert_eq!(attr(res, "service.name").as_deref(), Some("mist-otel"));
+    assert_eq!(attr(res, "service.name").as_deref(), Some("mist-otel-test"));
+    assert_eq!(attr(res, "deployment.environment").as_deref(), Some("test"));
     assert_eq!(attr(res, "mist.org.id").as_deref(), Some(ORG));
     assert_eq!(attr(res, "mist.site.name").as_deref(), Some("Mist Office"));
     let metrics = &site_rm.scope_metrics[0].metrics;
@@ -533,7 +540,7 @@ async fn rest_calls_do_not_grow_with_sites_or_scrapes() {
     eventually("org figures", Duration::from_secs(5), || run.text().contains("mist_org_alarms_total{")).await;
     for _ in 0..50 {
         let _ = run.text();
-        let _ = run.handle.producer().collect(1);
+        let _ = run.handle.producer(&Default::default()).collect(1);
     }
     let calls = fake.with(|i| i.calls.clone());
     // /self once, the site list in one page, four org-level counts: 6, whatever the site count.

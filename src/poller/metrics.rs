@@ -9,12 +9,12 @@
 //! exporter did the same), so existing dashboards keep their scales.
 
 use super::state::{CLIENT_LABEL_KEYS, CLIENT_NUM_KEYS, State, number};
-use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use crate::signals::{self, SignalsConfig, attrs};
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric,
     number_data_point,
 };
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -490,18 +490,18 @@ const CLIENT: [(&str, &str, Kind); 20] = [
 
 /// Client labels, indexed like `CLIENT_LABEL_KEYS`: (Prometheus name, OTLP key).
 const CLIENT_LABELS: [(&str, &str); 12] = [
-    ("client_mac", "mist.client.mac"),
-    ("client_username", "mist.client.username"),
-    ("client_hostname", "mist.client.hostname"),
-    ("client_os", "mist.client.os"),
-    ("client_manufacture", "mist.client.manufacture"),
-    ("client_family", "mist.client.family"),
-    ("client_model", "mist.client.model"),
-    ("device_id", "mist.device.id"),
-    ("proto", "mist.client.proto"),
-    ("radio", "mist.band"),
-    ("ssid", "mist.ssid"),
-    ("", "mist.ap.mac"),
+    ("client_mac", attrs::CLIENT_MAC),
+    ("client_username", attrs::CLIENT_USERNAME),
+    ("client_hostname", attrs::CLIENT_HOSTNAME),
+    ("client_os", attrs::CLIENT_OS),
+    ("client_manufacture", attrs::CLIENT_MANUFACTURE),
+    ("client_family", attrs::CLIENT_FAMILY),
+    ("client_model", attrs::CLIENT_MODEL),
+    ("device_id", attrs::DEVICE_ID),
+    ("proto", attrs::CLIENT_PROTO),
+    ("radio", attrs::BAND),
+    ("ssid", attrs::SSID),
+    ("", attrs::AP_MAC),
 ];
 
 /// `band_24` / `24` → `2.4GHz` (the Go exporter's `radio` label values).
@@ -554,12 +554,12 @@ pub fn gather(st: &State, now: Instant) -> Vec<Family> {
         let site: Arc<str> = d.site_id.as_str().into();
         let mut labels = base(&d.site_id);
         labels.extend([
-            lbl("device_id", "mist.device.id", device_id(m, mac)),
-            lbl("device_name", "mist.device.name", text(m, "name")),
-            lbl("device_type", "mist.device.type", text(m, "type")),
-            lbl("device_model", "mist.device.model", text(m, "model")),
-            lbl("device_hw_rev", "mist.device.hw_rev", text(m, "hw_rev")),
-            lbl("", "mist.device.mac", mac.clone()),
+            lbl("device_id", attrs::DEVICE_ID, device_id(m, mac)),
+            lbl("device_name", attrs::DEVICE_NAME, text(m, "name")),
+            lbl("device_type", attrs::DEVICE_TYPE, text(m, "type")),
+            lbl("device_model", attrs::DEVICE_MODEL, text(m, "model")),
+            lbl("device_hw_rev", attrs::DEVICE_HW_REV, text(m, "hw_rev")),
+            lbl("", attrs::DEVICE_MAC, mac.clone()),
         ]);
         let labels: Arc<[Label]> = labels.into();
         let point = |value: f64, extra: Vec<Label>| Point {
@@ -577,7 +577,7 @@ pub fn gather(st: &State, now: Instant) -> Vec<Family> {
         if let Some(Value::Array(load)) = m.get("cpu_stat").and_then(|c| c.get("load_avg")) {
             for (v, period) in load.iter().zip(["1m", "5m", "15m"]) {
                 if let Some(v) = number(v) {
-                    let p = point(v, vec![lbl("period", "mist.load.period", period)]);
+                    let p = point(v, vec![lbl("period", attrs::LOAD_PERIOD, period)]);
                     f.push(
                         "mist_device_load_average",
                         "CPU load average (switches and gateways).",
@@ -594,7 +594,7 @@ pub fn gather(st: &State, now: Instant) -> Vec<Family> {
                     if let Some(v) = r.get(*key).and_then(number) {
                         let raw = band.strip_prefix("band_").unwrap_or(band);
                         let p =
-                            point(v, vec![lbl("radio", "", radio_label(band)), lbl("", "mist.band", raw)]);
+                            point(v, vec![lbl("radio", "", radio_label(band)), lbl("", attrs::BAND, raw)]);
                         f.push(name, help, *kind, p);
                     }
                 }
@@ -605,7 +605,7 @@ pub fn gather(st: &State, now: Instant) -> Vec<Family> {
                 let Value::Object(p) = p else { continue };
                 for (name, help, kind, key) in PORT {
                     if let Some(v) = p.get(*key).and_then(number) {
-                        f.push(name, help, *kind, point(v, vec![lbl("port", "mist.port.id", port.clone())]));
+                        f.push(name, help, *kind, point(v, vec![lbl("port", attrs::PORT_ID, port.clone())]));
                     }
                 }
             }
@@ -665,7 +665,7 @@ pub fn gather(st: &State, now: Instant) -> Vec<Family> {
     );
     if st.org.fetched {
         for (t, n) in &st.org.alarms_by_type {
-            let p = org_point(*n, vec![lbl("type", "mist.alarm.type", t.clone())]);
+            let p = org_point(*n, vec![lbl("type", attrs::ALARM_TYPE, t.clone())]);
             f.push(
                 "mist_org_alarms_total",
                 "Alarms in the organization by type (Mist's count window; a gauge).",
@@ -674,7 +674,7 @@ pub fn gather(st: &State, now: Instant) -> Vec<Family> {
             );
         }
         for (s, n) in &st.org.tickets_by_status {
-            let p = org_point(*n, vec![lbl("status", "mist.ticket.status", s.clone())]);
+            let p = org_point(*n, vec![lbl("status", attrs::TICKET_STATUS, s.clone())]);
             f.push(
                 "mist_org_tickets_total",
                 "Tickets in the organization by status (a gauge).",
@@ -687,8 +687,8 @@ pub fn gather(st: &State, now: Instant) -> Vec<Family> {
         let site: Arc<str> = s.id.as_str().into();
         let shared: Arc<[Label]> = base(&s.id).into();
         let l = vec![
-            lbl("country_code", "mist.site.country_code", s.country_code.clone()),
-            lbl("timezone", "mist.site.timezone", s.timezone.clone()),
+            lbl("country_code", attrs::SITE_COUNTRY_CODE, s.country_code.clone()),
+            lbl("timezone", attrs::SITE_TIMEZONE, s.timezone.clone()),
         ];
         f.push(
             "mist_site_info",
@@ -774,21 +774,13 @@ fn write_value(v: f64, out: &mut String) {
     }
 }
 
-fn kv(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.to_owned())) }),
-        ..Default::default()
-    }
-}
-
 /// The same families as OTLP: one `ResourceMetrics` per site (and one for org-wide figures),
-/// resource attributes `service.name`, `mist.org.id`, `mist.site.id`, `mist.site.name`.
+/// whose resource is [`signals::resource`] with `mist.org.id`, `mist.site.id`, `mist.site.name`.
 pub fn to_otlp(
     families: &[Family],
     st_org: &str,
     site_names: &HashMap<String, String>,
-    service_name: &str,
+    signals_cfg: &SignalsConfig,
     now_ns: u64,
 ) -> Vec<ResourceMetrics> {
     // site (None = org) → metric name → metric
@@ -800,7 +792,7 @@ pub fn to_otlp(
             let attributes = p
                 .all_labels()
                 .filter(|l| !l.otel.is_empty() && !l.value.is_empty())
-                .map(|l| kv(l.otel, &l.value))
+                .map(|l| attrs::kv(l.otel, l.value.as_str()))
                 .collect();
             let dp = NumberDataPoint {
                 attributes,
@@ -836,15 +828,15 @@ pub fn to_otlp(
     by_site
         .into_iter()
         .map(|(site, metrics)| {
-            let mut attributes = vec![kv("service.name", service_name), kv("mist.org.id", st_org)];
+            let mut extra = vec![(attrs::ORG_ID, st_org)];
             if let Some(s) = &site {
-                attributes.push(kv("mist.site.id", s));
+                extra.push((attrs::SITE_ID, s));
                 if let Some(n) = site_names.get(&**s).filter(|n| !n.is_empty()) {
-                    attributes.push(kv("mist.site.name", n));
+                    extra.push((attrs::SITE_NAME, n));
                 }
             }
             ResourceMetrics {
-                resource: Some(Resource { attributes, ..Default::default() }),
+                resource: Some(signals::resource(signals_cfg, &extra)),
                 scope_metrics: vec![ScopeMetrics {
                     scope: Some(InstrumentationScope {
                         name: "mist-otel/poller".into(),

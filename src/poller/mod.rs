@@ -14,6 +14,7 @@ use crate::export::MetricsProducer;
 use crate::mist::api::{ApiClient, ApiError, ApiMetrics, ApiOptions, SiteRef};
 use crate::mist::cloud;
 use crate::mist::stream::{Stream, StreamEvent, StreamMetrics, StreamOptions};
+use crate::signals::SignalsConfig;
 use config::PollerConfig;
 use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
 use prometheus_client::metrics::counter::Counter;
@@ -76,7 +77,6 @@ impl PollerTelemetry {
 
 struct Shared {
     state: Mutex<State>,
-    service_name: String,
 }
 
 fn now_ns() -> u64 {
@@ -102,9 +102,10 @@ impl PollerHandle {
         })
     }
 
-    /// The same figures for the OTLP export pipeline.
-    pub fn producer(&self) -> Arc<dyn MetricsProducer> {
-        Arc::new(Producer(self.shared.clone()))
+    /// The same figures for the OTLP export pipeline, on the resources the webhook signals
+    /// use (`signals.service_name`, `signals.resource_attributes`, org and site).
+    pub fn producer(&self, signals: &SignalsConfig) -> Arc<dyn MetricsProducer> {
+        Arc::new(Producer(self.shared.clone(), signals.clone()))
     }
 
     /// Waits for the poller to stop (after its cancellation token fired).
@@ -113,7 +114,7 @@ impl PollerHandle {
     }
 }
 
-struct Producer(Arc<Shared>);
+struct Producer(Arc<Shared>, SignalsConfig);
 
 impl MetricsProducer for Producer {
     fn collect(&self, now_ns: u64) -> Vec<ResourceMetrics> {
@@ -123,7 +124,7 @@ impl MetricsProducer for Producer {
                 st.sites.values().map(|s| (s.id.clone(), s.name.clone())).collect();
             (metrics::gather(&st, Instant::now()), st.org_id.clone(), names)
         };
-        metrics::to_otlp(&fams, &org, &names, &self.0.service_name, now_ns)
+        metrics::to_otlp(&fams, &org, &names, &self.1, now_ns)
     }
 }
 
@@ -163,13 +164,7 @@ pub async fn start(
         cfg.org_id.trim().to_owned()
     };
     let url = if cfg.stream.url.is_empty() { cloud::stream_url(api.base()) } else { cfg.stream.url.clone() };
-    let shared = Arc::new(Shared {
-        state: Mutex::new(State::new(org_id, cfg.max_clients, cfg.series_ttl)),
-        service_name: std::env::var("OTEL_SERVICE_NAME")
-            .ok()
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "mist-otel".into()),
-    });
+    let shared = Arc::new(Shared { state: Mutex::new(State::new(org_id, cfg.max_clients, cfg.series_ttl)) });
     let sopts = StreamOptions {
         url,
         token: cfg.token.clone(),

@@ -107,7 +107,46 @@ pub const LINK_TYPE: &str = "mist.link.type";
 /// Prefix of event fields that have no semantic name.
 pub const EVENT_FIELD_PREFIX: &str = "mist.event.";
 
-/// Every attribute key above (for the documentation check).
+// Attributes only the poller sets (API figures the webhooks do not carry).
+/// Mist device id.
+pub const DEVICE_ID: &str = "mist.device.id";
+/// Device hardware revision.
+pub const DEVICE_HW_REV: &str = "mist.device.hw_rev";
+/// Load average period (`1`, `5`, `15` minutes).
+pub const LOAD_PERIOD: &str = "mist.load.period";
+/// Switch/gateway port id.
+pub const PORT_ID: &str = "mist.port.id";
+/// Client manufacturer.
+pub const CLIENT_MANUFACTURE: &str = "mist.client.manufacture";
+/// Client device family.
+pub const CLIENT_FAMILY: &str = "mist.client.family";
+/// Client device model.
+pub const CLIENT_MODEL: &str = "mist.client.model";
+/// Client Wi-Fi protocol (`a`, `ac`, `ax`, …).
+pub const CLIENT_PROTO: &str = "mist.client.proto";
+/// Ticket status.
+pub const TICKET_STATUS: &str = "mist.ticket.status";
+/// Site country code.
+pub const SITE_COUNTRY_CODE: &str = "mist.site.country_code";
+/// Site time zone.
+pub const SITE_TIMEZONE: &str = "mist.site.timezone";
+
+/// The poller-only keys above (for the documentation check).
+pub const POLLER: &[&str] = &[
+    DEVICE_ID,
+    DEVICE_HW_REV,
+    LOAD_PERIOD,
+    PORT_ID,
+    CLIENT_MANUFACTURE,
+    CLIENT_FAMILY,
+    CLIENT_MODEL,
+    CLIENT_PROTO,
+    TICKET_STATUS,
+    SITE_COUNTRY_CODE,
+    SITE_TIMEZONE,
+];
+
+/// Every attribute key above but the poller-only ones (for the documentation check).
 pub const ALL: &[&str] = &[
     SERVICE_NAME,
     ORG_ID,
