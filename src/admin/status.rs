@@ -17,6 +17,7 @@ use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
+use bytes::Bytes;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -85,14 +86,67 @@ pub struct TailEvent {
     pub summary: String,
 }
 
+/// Most bytes of accepted bodies kept unparsed until someone looks (see [`StatusBoard`]).
+const PENDING_BYTES: usize = 8 * 1024 * 1024;
+
+/// An accepted delivery not yet summarised into tail events.
+struct PendingDelivery {
+    endpoint: String,
+    received_at_ns: u64,
+    body: Bytes,
+}
+
 #[derive(Default)]
 struct Inner {
     topics: BTreeMap<String, TopicStats>,
     deliveries: VecDeque<DeliveryRecord>,
     events: VecDeque<TailEvent>,
+    pending: VecDeque<PendingDelivery>,
+    pending_bytes: usize,
+}
+
+impl Inner {
+    fn push_event(&mut self, item: TailEvent) {
+        if self.events.len() == RECENT_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(item);
+    }
+
+    /// Summarises the kept bodies into tail events, oldest first.
+    fn drain_pending(&mut self) {
+        self.pending_bytes = 0;
+        while let Some(d) = self.pending.pop_front() {
+            for item in tail_events(&d.endpoint, &d.body, d.received_at_ns) {
+                self.push_event(item);
+            }
+        }
+    }
+}
+
+/// The tail events of one accepted body (which ingest has already validated).
+fn tail_events(endpoint: &str, body: &[u8], received_at_ns: u64) -> Vec<TailEvent> {
+    let Ok(envelope) = Envelope::parse(body) else { return Vec::new() };
+    let skip = envelope.events.len().saturating_sub(RECENT_EVENTS);
+    envelope
+        .events
+        .iter()
+        .skip(skip)
+        .map(|ev| TailEvent {
+            received_at_ms: received_at_ns / 1_000_000,
+            timestamp: ev.get("timestamp").and_then(Value::as_f64),
+            endpoint: endpoint.to_owned(),
+            topic: envelope.topic.clone(),
+            summary: summarize(ev),
+        })
+        .collect()
 }
 
 /// Collects what the status page shows. Register it with `IngestState::with_observer`.
+///
+/// Accepted bodies are kept as received (a reference-counted view, no copy) and only parsed into
+/// tail events when the page, `/status.json` or a live-tail subscriber asks: the webhook path
+/// never parses a body twice for the page's sake.
 pub struct StatusBoard {
     inner: Mutex<Inner>,
     tail: broadcast::Sender<TailEvent>,
@@ -131,7 +185,9 @@ impl StatusBoard {
 
     /// Recent events, newest first.
     pub fn events(&self) -> Vec<TailEvent> {
-        self.lock().events.iter().rev().cloned().collect()
+        let mut inner = self.lock();
+        inner.drain_pending();
+        inner.events.iter().rev().cloned().collect()
     }
 
     /// A receiver of events accepted from now on.
@@ -183,21 +239,29 @@ impl Observer for StatusBoard {
         });
     }
 
-    fn accepted(&self, endpoint: &str, envelope: &Envelope, received_at_ns: u64) {
+    fn accepted(&self, endpoint: &str, _topic: &str, body: &Bytes, received_at_ns: u64) {
         let mut inner = self.lock();
-        for ev in &envelope.events {
-            let item = TailEvent {
-                received_at_ms: received_at_ns / 1_000_000,
-                timestamp: ev.get("timestamp").and_then(Value::as_f64),
+        if self.tail.receiver_count() == 0 {
+            // Nobody watches live: keep the body for later, within a byte and count bound.
+            inner.pending_bytes += body.len();
+            inner.pending.push_back(PendingDelivery {
                 endpoint: endpoint.to_owned(),
-                topic: envelope.topic.clone(),
-                summary: summarize(ev),
-            };
-            if inner.events.len() == RECENT_EVENTS {
-                inner.events.pop_front();
+                received_at_ns,
+                body: body.clone(),
+            });
+            while inner.pending.len() > RECENT_EVENTS
+                || (inner.pending_bytes > PENDING_BYTES && inner.pending.len() > 1)
+            {
+                if let Some(old) = inner.pending.pop_front() {
+                    inner.pending_bytes -= old.body.len();
+                }
             }
-            inner.events.push_back(item.clone());
-            // No subscriber is the normal case; the error only says so.
+            return;
+        }
+        inner.drain_pending();
+        for item in tail_events(endpoint, body, received_at_ns) {
+            inner.push_event(item.clone());
+            // A lagging subscriber skips ahead; the error only says nobody is left.
             let _ = self.tail.send(item);
         }
     }

@@ -9,7 +9,7 @@ use super::ratelimit::RateLimiter;
 use super::server::PeerAddr;
 use super::signature::{self, HEADER_V1, HEADER_V2, Rejection, Verdict};
 use crate::export::{AppendError, Buffer};
-use crate::mist::envelope::{Envelope, Summary, topic_label};
+use crate::mist::envelope::{Envelope, topic_label};
 use crate::secret::Secret;
 use axum::Router;
 use axum::body::Body;
@@ -44,8 +44,9 @@ pub trait Observer: Send + Sync {
     /// Called once per request. `topic` is `None` when the body was never parsed; `reason` says
     /// why a request was rejected (never contains a secret).
     fn observe(&self, endpoint: &str, topic: Option<&str>, status: u16, events: usize, reason: Option<&str>);
-    /// Called with an accepted delivery's parsed envelope (for the live tail).
-    fn accepted(&self, _endpoint: &str, _envelope: &Envelope, _received_at_ns: u64) {}
+    /// Called with an accepted delivery's topic and raw, verified body (for the live tail). The
+    /// body is a cheap reference-counted view; parse it only when needed.
+    fn accepted(&self, _endpoint: &str, _topic: &str, _body: &Bytes, _received_at_ns: u64) {}
 }
 
 /// Shared state of the handler.
@@ -210,14 +211,9 @@ async fn receive(st: &IngestState, name: &str, req: Request<Body>) -> Response {
         .get_or_create(&SigMatchLabels { endpoint: name.into(), scheme: scheme.into(), secret_index: index })
         .inc();
 
-    // 3. Envelope. Without observers that want the events, a validation pass suffices (same
-    // verdict as the full parse, no per-field allocation); the exporter parses in full later.
-    let parsed = if st.observers.is_empty() {
-        Envelope::validate(&body).map(|s| (s, None))
-    } else {
-        Envelope::parse(&body).map(|e| (Summary { topic: e.topic.clone(), events: e.events.len() }, Some(e)))
-    };
-    let (summary, envelope) = match parsed {
+    // 3. Envelope. A validation pass suffices (same verdict as the full parse, no per-field
+    // allocation); the pipeline parses in full later, and the status page only when viewed.
+    let summary = match Envelope::validate(&body) {
         Ok(p) => p,
         Err(e) => {
             st.metrics.outcome(name, "unknown", "bad_request");
@@ -270,10 +266,8 @@ async fn receive(st: &IngestState, name: &str, req: Request<Body>) -> Response {
         .get_or_create(&TopicLabels { endpoint: name.into(), topic: topic.clone() })
         .inc_by(n_events as u64);
     st.observe(name, Some(&summary.topic), StatusCode::OK, n_events, None);
-    if let Some(envelope) = &envelope {
-        for o in st.observers.iter() {
-            o.accepted(name, envelope, received_at_ns);
-        }
+    for o in st.observers.iter() {
+        o.accepted(name, &summary.topic, &body, received_at_ns);
     }
     // Written directly: a `json!` value would cost a map and several allocations per delivery.
     let body = format!(r#"{{"status":"accepted","events":{n_events}}}"#);
