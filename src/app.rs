@@ -201,18 +201,13 @@ pub async fn start_with_producers(
     Ok(Running { webhook_addr, admin_addr, cancel, tasks, pipeline })
 }
 
-/// Request ids: taken from `X-Request-Id` or generated, echoed back, and put on the log span.
+/// Request ids: taken from `X-Request-Id` or generated, and echoed back. The handler puts the id
+/// (and the peer) on every line it logs about a request.
 fn with_request_ids(router: axum::Router) -> axum::Router {
     use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
     let header = axum::http::HeaderName::from_static("x-request-id");
-    fn span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
-        let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-        let peer = req.extensions().get::<server::PeerAddr>().map(|p| p.0.to_string()).unwrap_or_default();
-        tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id, peer = %peer)
-    }
-    // Layers wrap outside-in: the id is set first, then the span sees it, then it is echoed.
+    // Layers wrap outside-in: the id is set first, then echoed on the response.
     router
         .layer(PropagateRequestIdLayer::new(header.clone()))
-        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(span as fn(&_) -> _))
         .layer(SetRequestIdLayer::new(header, MakeRequestUuid))
 }

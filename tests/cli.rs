@@ -83,6 +83,24 @@ async fn serve_from_the_four_variables_accepts_webhooks_and_stops_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+    // A rejected delivery is logged with its request id and peer, never with the secret.
+    let bad = support::client()
+        .post(server.url())
+        .header("x-mist-signature-v2", sign("not-the-secret", b"{}"))
+        .header("x-request-id", "req-4242")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 401);
+    assert_eq!(bad.headers()["x-request-id"], "req-4242");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !server.logs().contains("req-4242") {
+        assert!(std::time::Instant::now() < deadline, "no log line for the rejection:\n{}", server.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let line = server.logs().lines().find(|l| l.contains("req-4242")).unwrap().to_owned();
+    assert!(line.contains("rejected webhook signature") && line.contains("127.0.0.1"), "{line}");
     let health = support::client().get(server.admin_url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
     let status = server.terminate(Duration::from_secs(20)).expect("exits after SIGTERM");

@@ -41,6 +41,9 @@ const TABLE: TableDefinition<u64, &[u8]> = TableDefinition::new("deliveries");
 /// Bytes of bookkeeping per stored record (receipt time + endpoint length), counted in the cap.
 const HEADER: usize = 10;
 
+/// redb page cache size.
+const REDB_CACHE_BYTES: usize = 16 * 1024 * 1024;
+
 /// One accepted webhook delivery, as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
@@ -185,7 +188,10 @@ impl Buffer {
             |e: &dyn std::fmt::Display| BufferError::Store { path: path_s.clone(), message: e.to_string() };
         let mut state = State::default();
         let (db, tx) = if cfg.durable {
-            let db = redb::Database::create(&path).map_err(|e| err(&e))?;
+            // redb's default page cache is 1 GiB; the buffer is written once and read once in
+            // order, so a small cache costs little and keeps the process inside its memory budget.
+            let db =
+                redb::Builder::new().set_cache_size(REDB_CACHE_BYTES).create(&path).map_err(|e| err(&e))?;
             {
                 let w = db.begin_write().map_err(|e| err(&e))?;
                 w.open_table(TABLE).map_err(|e| err(&e))?;

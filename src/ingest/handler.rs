@@ -204,7 +204,7 @@ async fn receive(st: &IngestState, name: &str, req: Request<Body>) -> Response {
         Verdict::V2(i) => ("v2", i.to_string()),
         Verdict::V1(i) => ("v1", i.to_string()),
         Verdict::Unsigned => ("unsigned", "none".to_string()),
-        Verdict::Rejected(r) => return unauthorized(st, name, r),
+        Verdict::Rejected(r) => return unauthorized(st, name, r, &parts),
     };
     st.metrics
         .signature_matches
@@ -243,7 +243,8 @@ async fn receive(st: &IngestState, name: &str, req: Request<Body>) -> Response {
                 return resp;
             }
             Err(e) => {
-                tracing::error!(endpoint = name, error = %e, "cannot store delivery");
+                let (request_id, peer) = request_context(&parts);
+                tracing::error!(endpoint = name, request_id, %peer, error = %e, "cannot store delivery");
                 st.metrics.outcome(name, &topic, "error");
                 st.observe(
                     name,
@@ -291,7 +292,16 @@ fn too_large(st: &IngestState, name: &str) -> Response {
     json_error(StatusCode::PAYLOAD_TOO_LARGE, &format!("body larger than {} bytes", st.max_body))
 }
 
-fn unauthorized(st: &IngestState, name: &str, r: Rejection) -> Response {
+/// The request id (set or propagated by the id layer) and the peer, for log lines. Logged per
+/// line rather than through a per-request span: a span costs every request, a field only the
+/// requests that log.
+fn request_context(parts: &axum::http::request::Parts) -> (&str, String) {
+    let id = parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+    let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.to_string()).unwrap_or_default();
+    (id, peer)
+}
+
+fn unauthorized(st: &IngestState, name: &str, r: Rejection, parts: &axum::http::request::Parts) -> Response {
     st.metrics.outcome(name, "unknown", "unauthorized");
     st.metrics
         .signature_failures
@@ -303,7 +313,8 @@ fn unauthorized(st: &IngestState, name: &str, r: Rejection) -> Response {
         Rejection::Mismatch => "signature does not match",
         Rejection::Sha1Disabled => "X-Mist-Signature (SHA-1) is not enabled; send X-Mist-Signature-v2",
     };
-    tracing::warn!(endpoint = name, reason = r.as_str(), "rejected webhook signature");
+    let (request_id, peer) = request_context(parts);
+    tracing::warn!(endpoint = name, request_id, %peer, reason = r.as_str(), "rejected webhook signature");
     st.observe(name, None, StatusCode::UNAUTHORIZED, 0, Some(msg));
     json_error(StatusCode::UNAUTHORIZED, msg)
 }
