@@ -116,6 +116,24 @@ pub struct BuildError {
     pub message: String,
 }
 
+/// The configured headers as an HTTP header map (used for gRPC metadata and HTTP headers alike).
+/// Values are secrets: errors name the header, never its value.
+pub(crate) fn header_map(target: &super::config::SignalTarget) -> Result<http::HeaderMap, BuildError> {
+    let mut headers = http::HeaderMap::new();
+    for (k, v) in &target.headers {
+        let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|_| BuildError {
+            key: "headers".into(),
+            message: format!("invalid header name `{k}`"),
+        })?;
+        let value = http::HeaderValue::from_str(v.expose()).map_err(|_| BuildError {
+            key: "headers".into(),
+            message: format!("invalid value for header `{k}`"),
+        })?;
+        headers.insert(name, value);
+    }
+    Ok(headers)
+}
+
 /// The exporter of one signal.
 #[derive(Clone)]
 pub enum SignalExporter {

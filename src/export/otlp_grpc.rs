@@ -6,7 +6,7 @@
 //! is permanent.
 
 use super::config::{Compression, SignalTarget};
-use super::exporter::{Accepted, BuildError, ExportError, Payload, read_pem};
+use super::exporter::{Accepted, BuildError, ExportError, Payload, header_map, read_pem};
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
@@ -51,18 +51,7 @@ impl GrpcExporter {
             }
             ep = ep.tls_config(c).map_err(|e| bad(format!("TLS set-up failed: {e}")))?;
         }
-        let mut headers = http::HeaderMap::new();
-        for (k, v) in &target.headers {
-            let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|_| BuildError {
-                key: "headers".into(),
-                message: format!("invalid header name `{k}`"),
-            })?;
-            let value = http::HeaderValue::from_str(v.expose()).map_err(|_| BuildError {
-                key: "headers".into(),
-                message: format!("invalid value for header `{k}`"),
-            })?;
-            headers.insert(name, value);
-        }
+        let headers = header_map(target)?;
         Ok(Self {
             channel: ep.connect_lazy(),
             metadata: MetadataMap::from_headers(headers),

@@ -4,7 +4,7 @@
 //! seconds), as are connection failures and timeouts; any other non-2xx answer is permanent.
 
 use super::config::{Compression, Protocol, SignalTarget};
-use super::exporter::{Accepted, BuildError, ExportError, Payload, read_pem};
+use super::exporter::{Accepted, BuildError, ExportError, Payload, header_map, read_pem};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
@@ -50,18 +50,7 @@ impl HttpExporter {
         let client = b
             .build()
             .map_err(|e| BuildError { key: key("endpoint"), message: format!("HTTP client: {e}") })?;
-        let mut headers = http::HeaderMap::new();
-        for (k, v) in &target.headers {
-            let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|_| BuildError {
-                key: "headers".into(),
-                message: format!("invalid header name `{k}`"),
-            })?;
-            let value = http::HeaderValue::from_str(v.expose()).map_err(|_| BuildError {
-                key: "headers".into(),
-                message: format!("invalid value for header `{k}`"),
-            })?;
-            headers.insert(name, value);
-        }
+        let headers = header_map(target)?;
         Ok(Self {
             client,
             url: target.url.clone(),

@@ -264,6 +264,11 @@ pub fn json_value(v: &Value) -> Option<AnyValue> {
     Some(AnyValue { value: Some(value) })
 }
 
+/// The string if present and not empty (Mist sends `""` for unknown values).
+pub fn non_empty(s: &Option<String>) -> Option<&String> {
+    s.as_ref().filter(|s| !s.is_empty())
+}
+
 /// A non-empty string field as an attribute (empty strings say nothing).
 pub fn opt(out: &mut Vec<KeyValue>, key: &str, value: Option<&String>) {
     if let Some(v) = value.filter(|v| !v.is_empty()) {

@@ -1,7 +1,7 @@
 //! `client-join`, `client-sessions`, `client-info`, `client-latency` and
 //! `guest-authorizations`.
 
-use super::attrs::{self, kv, kv_bool, kv_f64, kv_i64, opt};
+use super::attrs::{self, kv, kv_bool, kv_f64, kv_i64, non_empty, opt};
 use super::logs::Severity;
 use super::metrics;
 use super::traces::{self, Assoc, Correlator, Parked, PartKind};
@@ -9,10 +9,6 @@ use super::{Cx, EventOut, secs_to_ns};
 use crate::mist::events::{ClientInfo, ClientJoin, ClientLatency, ClientSession, GuestAuthorization};
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::trace::v1::{Span, Status, span, status};
-
-fn non_empty(s: &Option<String>) -> Option<&String> {
-    s.as_ref().filter(|s| !s.is_empty())
-}
 
 /// An instantaneous or timed span of the association, ids filled by the caller.
 pub(crate) fn span(name: &str, start_ns: u64, end_ns: u64, attributes: Vec<KeyValue>) -> Span {

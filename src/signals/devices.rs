@@ -1,6 +1,6 @@
 //! `device-events`, `device-updowns` and `mxedge-events`.
 
-use super::attrs::{self, kv, opt};
+use super::attrs::{self, kv, non_empty, opt};
 use super::logs::Severity;
 use super::metrics;
 use super::{Cx, EventOut};
@@ -33,10 +33,6 @@ pub fn is_bad(kind: &str) -> bool {
     ];
     let k = kind.to_ascii_uppercase();
     BAD.iter().any(|b| k.contains(b))
-}
-
-fn non_empty(s: &Option<String>) -> Option<&String> {
-    s.as_ref().filter(|s| !s.is_empty())
 }
 
 /// A device event: severity from `ev_type`, raised to WARN for failures/downs; counted by type.

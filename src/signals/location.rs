@@ -2,14 +2,10 @@
 //! unknown topics: logs only. They are high-volume position samples; a metric per object
 //! would be unbounded cardinality, and their fields are kept as attributes.
 
-use super::attrs::{self, opt};
+use super::attrs::{self, non_empty, opt};
 use super::{EventOut, str_field};
 use crate::mist::events::Location;
 use serde_json::{Map, Value};
-
-fn non_empty(s: &Option<String>) -> Option<&String> {
-    s.as_ref().filter(|s| !s.is_empty())
-}
 
 /// A location-family event: an INFO log with map and zone ids as attributes.
 pub fn location(topic: &str, e: &Location, out: &mut EventOut) {

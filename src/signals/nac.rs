@@ -1,16 +1,12 @@
 //! `nac-events` and `nac-accounting`.
 
-use super::attrs::{self, kv, kv_bool, opt};
+use super::attrs::{self, kv, kv_bool, non_empty, opt};
 use super::clients::{attach, error_status, span};
 use super::logs::Severity;
 use super::metrics;
 use super::traces::{self, PartKind};
 use super::{Cx, EventOut};
 use crate::mist::events::{NacAccounting, NacEvent};
-
-fn non_empty(s: &Option<String>) -> Option<&String> {
-    s.as_ref().filter(|s| !s.is_empty())
-}
 
 /// The outcome of a NAC event type: `permit`, `deny`, `failure` or `other`.
 pub fn nac_result(kind: &str) -> &'static str {

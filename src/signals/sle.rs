@@ -1,15 +1,11 @@
 //! `site-sle`, `occupancy-alerts`, `minis-application` and `minis-reachability`: gauges at
 //! the event's time.
 
-use super::attrs::{self, opt};
+use super::attrs::{self, non_empty, opt};
 use super::logs::Severity;
 use super::metrics;
 use super::{Cx, EventOut, secs_to_ns};
 use crate::mist::events::{Lenient, MinisApplication, MinisReachability, OccupancyAlerts, SiteSle};
-
-fn non_empty(s: &Option<String>) -> Option<&String> {
-    s.as_ref().filter(|s| !s.is_empty())
-}
 
 /// Site SLEs: one `mist.site.sle` gauge per SLE metric.
 pub fn site_sle(cx: &mut Cx<'_>, e: &SiteSle, out: &mut EventOut) {
@@ -61,6 +57,33 @@ pub fn occupancy(cx: &mut Cx<'_>, e: &OccupancyAlerts, out: &mut EventOut) {
         format!("occupancy alert: {}", if parts.is_empty() { "no zones".into() } else { parts.join("; ") });
 }
 
+/// The attributes both Minis probe topics share; returns their metric labels and the fields the
+/// log body names.
+fn probe_common<'e>(
+    out: &mut EventOut,
+    device_mac: &'e Option<String>,
+    probe_name: &'e Option<String>,
+    probe_type: &'e Option<String>,
+    test_type: &'e Option<String>,
+) -> Probe<'e> {
+    let (device, name, ptype, test) =
+        (non_empty(device_mac), non_empty(probe_name), non_empty(probe_type), non_empty(test_type));
+    opt(&mut out.attrs, attrs::DEVICE_MAC, device);
+    opt(&mut out.attrs, attrs::PROBE_NAME, name);
+    opt(&mut out.attrs, attrs::PROBE_TYPE, ptype);
+    opt(&mut out.attrs, attrs::TEST_TYPE, test);
+    out.consumed = &["device_mac", "probe_name", "probe_type", "test_type"];
+    Probe { labels: probe_labels(device, name, ptype, test), device, name, test }
+}
+
+/// What [`probe_common`] hands back to the topic functions.
+struct Probe<'e> {
+    labels: Vec<(&'static str, String)>,
+    device: Option<&'e String>,
+    name: Option<&'e String>,
+    test: Option<&'e String>,
+}
+
 fn probe_labels(
     device: Option<&String>,
     name: Option<&String>,
@@ -83,18 +106,8 @@ fn probe_labels(
 
 /// A Minis application probe: latency and success gauges; WARN when it failed.
 pub fn minis_application(cx: &mut Cx<'_>, e: &MinisApplication, out: &mut EventOut) {
-    let (device, name, ptype, test) = (
-        non_empty(&e.device_mac),
-        non_empty(&e.probe_name),
-        non_empty(&e.probe_type),
-        non_empty(&e.test_type),
-    );
-    opt(&mut out.attrs, attrs::DEVICE_MAC, device);
-    opt(&mut out.attrs, attrs::PROBE_NAME, name);
-    opt(&mut out.attrs, attrs::PROBE_TYPE, ptype);
-    opt(&mut out.attrs, attrs::TEST_TYPE, test);
-    out.consumed = &["device_mac", "probe_name", "probe_type", "test_type"];
-    let labels = probe_labels(device, name, ptype, test);
+    let Probe { labels, device, name, test } =
+        probe_common(out, &e.device_mac, &e.probe_name, &e.probe_type, &e.test_type);
     if let Some(l) = e.latency {
         cx.gauge(&metrics::APP_LATENCY, labels.clone(), l);
     }
@@ -121,18 +134,8 @@ pub fn minis_application(cx: &mut Cx<'_>, e: &MinisApplication, out: &mut EventO
 /// A Minis reachability probe: latency (avg/min/max) and loss-ratio gauges; WARN at ≥ 50 %
 /// loss (the target is mostly unreachable).
 pub fn minis_reachability(cx: &mut Cx<'_>, e: &MinisReachability, out: &mut EventOut) {
-    let (device, name, ptype, test) = (
-        non_empty(&e.device_mac),
-        non_empty(&e.probe_name),
-        non_empty(&e.probe_type),
-        non_empty(&e.test_type),
-    );
-    opt(&mut out.attrs, attrs::DEVICE_MAC, device);
-    opt(&mut out.attrs, attrs::PROBE_NAME, name);
-    opt(&mut out.attrs, attrs::PROBE_TYPE, ptype);
-    opt(&mut out.attrs, attrs::TEST_TYPE, test);
-    out.consumed = &["device_mac", "probe_name", "probe_type", "test_type"];
-    let labels = probe_labels(device, name, ptype, test);
+    let Probe { labels, device, name, .. } =
+        probe_common(out, &e.device_mac, &e.probe_name, &e.probe_type, &e.test_type);
     for (stat, v) in [("avg", e.avg_latency), ("min", e.min_latency), ("max", e.max_latency)] {
         if let Some(v) = v {
             let mut l = labels.clone();
