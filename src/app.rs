@@ -41,6 +41,7 @@ pub struct Running {
     /// Where the admin listener is bound.
     pub admin_addr: SocketAddr,
     cancel: CancellationToken,
+    pipeline_cancel: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     pipeline: JoinHandle<()>,
 }
@@ -53,12 +54,11 @@ impl Running {
         for t in self.tasks {
             let _ = t.await;
         }
+        // Only now, with no request left in flight, may the pipeline drain and stop: a delivery
+        // accepted during the listener's grace period is then still exported (which matters
+        // most for `buffer.durable: false`, where nothing is replayed).
+        self.pipeline_cancel.cancel();
         let _ = self.pipeline.await;
-    }
-
-    /// A token that stops the server when cancelled.
-    pub fn cancel_token(&self) -> CancellationToken {
-        self.cancel.clone()
     }
 }
 
@@ -166,7 +166,8 @@ pub async fn start_with_producers(
         producers,
         export_metrics,
     );
-    let pipeline = tokio::spawn(pipeline.run(cancel.clone()));
+    let pipeline_cancel = CancellationToken::new();
+    let pipeline = tokio::spawn(pipeline.run(pipeline_cancel.clone()));
     // The oldest-undelivered age must keep growing while the pipeline is stuck retrying, so it
     // is refreshed here rather than by the pipeline.
     let (age_buffer, age_cancel) = (buffer.clone(), cancel.clone());
@@ -198,7 +199,7 @@ pub async fn start_with_producers(
     }));
 
     tracing::info!(webhooks = %webhook_addr, admin = %admin_addr, path = %cfg.ingest.path, tls = cfg.ingest.tls.is_some(), "mist-otel listening");
-    Ok(Running { webhook_addr, admin_addr, cancel, tasks, pipeline })
+    Ok(Running { webhook_addr, admin_addr, cancel, pipeline_cancel, tasks, pipeline })
 }
 
 /// Request ids: taken from `X-Request-Id` or generated, and echoed back. The handler puts the id

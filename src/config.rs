@@ -144,6 +144,13 @@ impl Config {
         let snapshot = tree.clone();
         let mut cfg: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
             let key = e.path().to_string();
+            if is_secret_path(&key) {
+                // serde's message may quote the value: say what is expected, never what was given.
+                return ConfigError::Invalid {
+                    key,
+                    message: "invalid value for a secret setting (value not shown)".into(),
+                };
+            }
             let mut message = e.into_inner().to_string();
             if let Some(v) =
                 lookup(&snapshot, &key).filter(|v| !matches!(v, Value::Mapping(_) | Value::Sequence(_)))
@@ -167,6 +174,16 @@ impl Config {
         self.export.validate()?;
         self.poller.validate()?;
         self.signals.validate()?;
+        // A body the buffer can never hold would get 503 forever and Mist would retry it forever.
+        if self.ingest.max_body_bytes as u64 + 64 * 1024 > self.buffer.max_bytes {
+            return Err(ConfigError::Invalid {
+                key: "ingest.max_body_bytes".into(),
+                message: format!(
+                    "{} does not fit in buffer.max_bytes {} (expected at most buffer.max_bytes - 65536)",
+                    self.ingest.max_body_bytes, self.buffer.max_bytes
+                ),
+            });
+        }
         Ok(())
     }
 
@@ -181,7 +198,11 @@ impl Config {
 fn expand_vars(v: &mut Value, key: &str, env: &Env) -> Result<(), ConfigError> {
     match v {
         Value::String(s) if s.contains("${") => {
-            let whole = s.starts_with("${") && s.ends_with('}') && s.matches("${").count() == 1;
+            // Secrets stay text even when they look like numbers (`007` must not become 7).
+            let whole = s.starts_with("${")
+                && s.ends_with('}')
+                && s.matches("${").count() == 1
+                && !is_secret_path(key);
             let expanded = expand_str(s, key, env)?;
             *v = if whole {
                 match serde_norway::from_str::<Value>(&expanded) {
@@ -268,11 +289,34 @@ fn apply_env_overrides(tree: &mut Value, env: &Env) -> Result<(), ConfigError> {
         if path.iter().any(String::is_empty) {
             return Err(ConfigError::Env { var: var.clone(), message: "empty key segment".into() });
         }
-        let value: Value = serde_norway::from_str(val).unwrap_or_else(|_| Value::String(val.clone()));
-        let value = if value.is_null() { Value::String(val.clone()) } else { value };
+        let value = if is_secret_path(&path.join(".")) {
+            // Text as given; a list key takes a comma-separated list.
+            if path.last().is_some_and(|k| k == "secrets") {
+                Value::Sequence(
+                    val.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| Value::String(s.to_owned()))
+                        .collect(),
+                )
+            } else {
+                Value::String(val.clone())
+            }
+        } else {
+            let v: Value = serde_norway::from_str(val).unwrap_or_else(|_| Value::String(val.clone()));
+            if v.is_null() { Value::String(val.clone()) } else { v }
+        };
         set_path(tree, &path, value).map_err(|message| ConfigError::Env { var: var.clone(), message })?;
     }
     Ok(())
+}
+
+/// Keys whose values are secrets: never re-typed, never echoed in errors.
+const SECRET_KEYS: &[&str] = &["secrets", "token", "password", "headers"];
+
+/// True when a dotted key (`a.b[2].c`) is or lies under a secret key.
+fn is_secret_path(key: &str) -> bool {
+    key.split('.').any(|seg| SECRET_KEYS.contains(&seg.split('[').next().unwrap_or(seg)))
 }
 
 /// The value at a path as serde_path_to_error prints it (`a.b[2].c`).
@@ -417,6 +461,23 @@ mod tests {
         assert_eq!(c.ingest.listen.to_string(), "127.0.0.1:9");
         assert_eq!(c.ingest.max_body_bytes, 123456);
         assert!(!c.to_redacted_yaml().contains(": a\n"));
+    }
+
+    #[test]
+    fn secrets_stay_text_and_are_never_echoed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.yaml");
+        std::fs::write(&p, "ingest:\n  secrets: [\"${S}\"]\n").unwrap();
+        let c = Config::load(Some(&p), &env(&[("S", "007")])).unwrap();
+        assert_eq!(c.ingest.secrets[0].expose(), "007");
+        let c = Config::load(None, &env(&[("MIST_OTEL__INGEST__SECRETS", "0123,abc")])).unwrap();
+        assert_eq!(c.ingest.secrets[0].expose(), "0123");
+        assert_eq!(c.ingest.secrets[1].expose(), "abc");
+        let c = Config::load(None, &env(&[("MIST_OTEL__POLLER__TOKEN", "123456789")])).unwrap();
+        assert_eq!(c.poller.token.expose(), "123456789");
+        std::fs::write(&p, "ingest:\n  secrets: {a: supersecretvalue}\n").unwrap();
+        let err = Config::load(Some(&p), &Env::new()).unwrap_err().to_string();
+        assert!(err.contains("ingest.secrets") && !err.contains("supersecretvalue"), "{err}");
     }
 
     #[test]

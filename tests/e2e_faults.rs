@@ -262,7 +262,11 @@ fn big_body(i: u64) -> Vec<u8> {
 async fn full_buffer_answers_503_and_readyz_reflects_it() {
     let mut rx = Receiver::stopped();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = server_env(&rx.grpc_url(), "grpc", &[("MIST_OTEL__BUFFER__MAX_BYTES", "1048576")]);
+    let cfg = server_env(
+        &rx.grpc_url(),
+        "grpc",
+        &[("MIST_OTEL__BUFFER__MAX_BYTES", "1048576"), ("MIST_OTEL__INGEST__MAX_BODY_BYTES", "524288")],
+    );
     let server = ServerProcess::start(dir.path(), &cfg, &[]);
     let c = client();
     let mut accepted = Vec::new();

@@ -324,7 +324,7 @@ async fn full_buffer_answers_503_with_retry_after_and_readyz_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = base_config(dir.path());
     c.buffer.max_bytes = 1024 * 1024;
-    c.ingest.max_body_bytes = 1024 * 1024;
+    c.ingest.max_body_bytes = 900 * 1024;
     c.ingest.retry_after_secs = 7;
     // Nothing listens on this port: deliveries stay buffered.
     c.export.exporter = ExporterKind::Otlp;

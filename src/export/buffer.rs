@@ -271,13 +271,22 @@ impl Buffer {
         if size > self.inner.max_bytes {
             return Err(AppendError::Full);
         }
-        {
+        // Durable: take a slot in the writer's queue *before* reserving bytes. The wait for the
+        // slot may be cancelled (the client hangs up); nothing is reserved yet at that point,
+        // and from the reservation to the hand-over below there is no await to cancel.
+        let permit = match self.inner.tx.as_ref() {
+            Some(tx) => {
+                Some(tx.reserve().await.map_err(|_| AppendError::Io("buffer writer stopped".into()))?)
+            }
+            None => None,
+        };
+        let permit = {
             let mut st = self.inner.lock();
             if self.inner.overflow == Overflow::Reject && st.bytes + st.reserved + size > self.inner.max_bytes
             {
                 return Err(AppendError::Full);
             }
-            if self.inner.tx.is_none() {
+            let Some(permit) = permit else {
                 // In memory: no commit to wait for.
                 self.inner.make_room(&mut st, size);
                 let seq = st.next_seq;
@@ -289,16 +298,13 @@ impl Buffer {
                 drop(st);
                 self.inner.notify.notify_waiters();
                 return Ok(seq);
-            }
+            };
             st.reserved += size;
-        }
+            permit
+        };
         let (reply, rx) = oneshot::channel();
-        let cmd = Cmd::Append { endpoint: endpoint.into(), received_at_ns, body, reply };
-        let tx = self.inner.tx.as_ref().ok_or_else(|| AppendError::Io("no writer".into()))?;
-        if tx.send(cmd).await.is_err() {
-            self.inner.lock().reserved -= size;
-            return Err(AppendError::Io("buffer writer stopped".into()));
-        }
+        permit.send(Cmd::Append { endpoint: endpoint.into(), received_at_ns, body, reply });
+        // Cancelling this wait is harmless: the writer commits and releases the reservation.
         rx.await.unwrap_or_else(|_| Err(AppendError::Io("buffer writer stopped".into())))
     }
 

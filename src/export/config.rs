@@ -471,6 +471,18 @@ impl ExportConfig {
             } else {
                 "export.endpoint".into()
             };
+            // user:password@ in the URL would be a working credential printed by check-config
+            // and in errors; refuse it (without echoing the URL) and point to the safe keys.
+            if t.url.parse::<http::Uri>().ok().and_then(|u| u.authority().map(|a| a.as_str().contains('@')))
+                == Some(true)
+            {
+                return Err(invalid(
+                    key,
+                    "credentials in the endpoint URL are not allowed (URL not shown); \
+                     use export.basic_auth or export.headers"
+                        .into(),
+                ));
+            }
             if !(t.url.starts_with("http://") || t.url.starts_with("https://"))
                 || t.url.parse::<http::Uri>().is_err()
             {
@@ -644,6 +656,15 @@ mod tests {
         assert_eq!(c.metric_interval, Duration::from_secs(15));
         assert_eq!(c.batch.spans_delay, Duration::from_millis(200));
         assert_eq!(c.batch.logs_delay, Duration::from_millis(300));
+    }
+
+    #[test]
+    fn credentials_in_the_endpoint_are_refused_without_echo() {
+        let env: Env =
+            [("OTEL_EXPORTER_OTLP_ENDPOINT".to_string(), "https://alice:s3cret@h.example".to_string())]
+                .into();
+        let err = crate::config::Config::load(None, &env).unwrap_err().to_string();
+        assert!(err.contains("export.endpoint") && !err.contains("s3cret"), "{err}");
     }
 
     #[test]

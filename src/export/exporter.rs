@@ -129,6 +129,9 @@ pub(crate) fn header_map(target: &super::config::SignalTarget) -> Result<http::H
             key: "headers".into(),
             message: format!("invalid value for header `{k}`"),
         })?;
+        // Tokens and passwords: keep them out of any Debug print of the map.
+        let mut value = value;
+        value.set_sensitive(true);
         headers.insert(name, value);
     }
     Ok(headers)

@@ -28,8 +28,8 @@ use crate::signals::{Input, Translator};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::logs::v1::ResourceLogs;
-use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -336,7 +336,10 @@ impl Pipeline {
             if logs_due {
                 let through = run.translated;
                 let mut abandoned = false;
-                for part in split_by_bytes(run.logs.take(), self.cfg.batch.max_bytes) {
+                for part in split_by_bytes(
+                    chop_logs(run.logs.take(), self.cfg.batch.max_bytes),
+                    self.cfg.batch.max_bytes,
+                ) {
                     let req = ExportLogsServiceRequest { resource_logs: merge_logs(part) };
                     if self.send(&mut run, Payload::Logs(req)).await == Sent::Abandoned {
                         abandoned = true;
@@ -351,7 +354,10 @@ impl Pipeline {
             if spans_due {
                 let through = run.translated;
                 let mut abandoned = false;
-                for part in split_by_bytes(run.spans.take(), self.cfg.batch.max_bytes) {
+                for part in split_by_bytes(
+                    chop_spans(run.spans.take(), self.cfg.batch.max_bytes),
+                    self.cfg.batch.max_bytes,
+                ) {
                     let req = ExportTraceServiceRequest { resource_spans: merge_spans(part) };
                     if self.send(&mut run, Payload::Traces(req)).await == Sent::Abandoned {
                         abandoned = true;
@@ -514,6 +520,44 @@ pub fn backoff(cfg: &ExportConfig, attempt: u32, server: Option<Duration>) -> Du
     lo + Duration::from_millis(jitter)
 }
 
+/// Breaks each resource group larger than `max_bytes` into several with the same resource and
+/// scope, a share of the records each, so one large delivery (up to `ingest.max_body_bytes`)
+/// never becomes a request over the backend's message limit — which would be refused for good.
+fn chop_logs(items: Vec<ResourceLogs>, max_bytes: usize) -> Vec<ResourceLogs> {
+    let mut out = Vec::with_capacity(items.len());
+    for mut rl in items {
+        if rl.encoded_len() <= max_bytes {
+            out.push(rl);
+            continue;
+        }
+        for mut sl in std::mem::take(&mut rl.scope_logs) {
+            for chunk in split_by_bytes(std::mem::take(&mut sl.log_records), max_bytes * 3 / 4) {
+                let scope = ScopeLogs { log_records: chunk, ..sl.clone() };
+                out.push(ResourceLogs { scope_logs: vec![scope], ..rl.clone() });
+            }
+        }
+    }
+    out
+}
+
+/// [`chop_logs`] for spans.
+fn chop_spans(items: Vec<ResourceSpans>, max_bytes: usize) -> Vec<ResourceSpans> {
+    let mut out = Vec::with_capacity(items.len());
+    for mut rs in items {
+        if rs.encoded_len() <= max_bytes {
+            out.push(rs);
+            continue;
+        }
+        for mut ss in std::mem::take(&mut rs.scope_spans) {
+            for chunk in split_by_bytes(std::mem::take(&mut ss.spans), max_bytes * 3 / 4) {
+                let scope = ScopeSpans { spans: chunk, ..ss.clone() };
+                out.push(ResourceSpans { scope_spans: vec![scope], ..rs.clone() });
+            }
+        }
+    }
+    out
+}
+
 /// Splits a batch into requests of at most `max_bytes` encoded bytes each (a single group
 /// larger than that goes alone), so one large delivery cannot push a request past the backend's
 /// message limit together with others.
@@ -599,7 +643,7 @@ mod tests {
 
     #[test]
     fn splitting_respects_the_byte_limit_and_keeps_order() {
-        use opentelemetry_proto::tonic::logs::v1::{LogRecord, ScopeLogs};
+        use opentelemetry_proto::tonic::logs::v1::LogRecord;
         let rl = |n: usize| ResourceLogs {
             scope_logs: vec![ScopeLogs {
                 log_records: vec![LogRecord { time_unix_nano: n as u64, ..Default::default() }; n],
@@ -621,8 +665,40 @@ mod tests {
     }
 
     #[test]
+    fn one_oversized_delivery_is_chopped_into_requests_under_the_limit() {
+        use opentelemetry_proto::tonic::logs::v1::LogRecord;
+        use opentelemetry_proto::tonic::resource::v1::Resource;
+        let record =
+            |i: u64| LogRecord { time_unix_nano: i, severity_text: "x".repeat(1000), ..Default::default() };
+        let big = ResourceLogs {
+            resource: Some(Resource::default()),
+            scope_logs: vec![ScopeLogs {
+                log_records: (0..1000).map(record).collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let small = ResourceLogs { scope_logs: vec![ScopeLogs::default()], ..Default::default() };
+        let max = 64 * 1024;
+        let parts = split_by_bytes(chop_logs(vec![small.clone(), big], max), max);
+        for p in &parts {
+            let size: usize = p.iter().map(|i| i.encoded_len()).sum();
+            assert!(size <= max, "request of {size} bytes");
+        }
+        let times: Vec<u64> = parts
+            .iter()
+            .flatten()
+            .flat_map(|rl| {
+                rl.scope_logs.iter().flat_map(|sl| sl.log_records.iter().map(|r| r.time_unix_nano))
+            })
+            .collect();
+        assert_eq!(times, (0..1000).collect::<Vec<_>>(), "every record once, in order");
+        assert_eq!(parts[0][0], small, "groups under the limit are left alone");
+    }
+
+    #[test]
     fn merging_keeps_every_record() {
-        use opentelemetry_proto::tonic::logs::v1::{LogRecord, ScopeLogs};
+        use opentelemetry_proto::tonic::logs::v1::LogRecord;
         let rl = |n: usize| ResourceLogs {
             scope_logs: vec![ScopeLogs { log_records: vec![LogRecord::default(); n], ..Default::default() }],
             ..Default::default()

@@ -129,6 +129,12 @@ impl IngestConfig {
             {
                 return Err(invalid(&key, format!("`{}` (expected letters, digits, - or _)", ep.name)));
             }
+            if ep.name == "default" {
+                return Err(invalid(
+                    &key,
+                    "`default` is the name of the endpoint at ingest.path itself; choose another name".into(),
+                ));
+            }
             if !seen.insert(ep.name.clone()) {
                 return Err(invalid(&key, format!("`{}` is used twice", ep.name)));
             }

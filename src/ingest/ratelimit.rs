@@ -25,6 +25,7 @@ impl RateLimiter {
 
     /// Takes a token for `ip` at `now`; false when the source is over its rate.
     pub fn allow(&self, ip: IpAddr, now: Instant) -> bool {
+        let ip = source_key(ip);
         let Ok(mut map) = self.buckets.lock() else { return true };
         if map.len() >= MAX_SOURCES && !map.contains_key(&ip) {
             let (rate, burst) = (self.rate, self.burst);
@@ -32,8 +33,11 @@ impl RateLimiter {
                 *tokens + now.saturating_duration_since(*last).as_secs_f64() * rate < burst
             });
             if map.len() >= MAX_SOURCES {
-                // Still full of active sources: refuse newcomers rather than grow without bound.
-                return false;
+                // Still full of active sources (a spread-out flood): start over rather than
+                // refuse newcomers — a new Mist egress address must never be locked out, and
+                // the map stays bounded. The scan above then runs at most once per MAX_SOURCES
+                // new sources.
+                map.clear();
             }
         }
         let entry = map.entry(ip).or_insert((self.burst, now));
@@ -45,6 +49,18 @@ impl RateLimiter {
             true
         } else {
             false
+        }
+    }
+}
+
+/// The bucket key: the address for IPv4, its /64 network for IPv6 (one host usually owns a
+/// whole /64, so per-address keys would let it mint sources at will).
+fn source_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let seg = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(seg[0], seg[1], seg[2], seg[3], 0, 0, 0, 0))
         }
     }
 }
@@ -65,5 +81,18 @@ mod tests {
         assert!(!rl.allow(a, t), "burst of 2 used up");
         assert!(rl.allow(b, t), "other sources unaffected");
         assert!(rl.allow(a, t + Duration::from_millis(600)), "refilled after 0.5 s at 2/s");
+    }
+
+    #[test]
+    fn ipv6_hosts_share_their_64_and_a_full_map_never_locks_out() {
+        let rl = RateLimiter::new(1);
+        let t = Instant::now();
+        assert!(rl.allow("2001:db8::1".parse().unwrap(), t));
+        assert!(!rl.allow("2001:db8::2".parse().unwrap(), t), "same /64, same bucket");
+        for i in 0..(MAX_SOURCES as u32 + 10) {
+            let ip = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            assert!(rl.allow(ip, t), "new source {ip} refused");
+        }
+        assert!(rl.buckets.lock().unwrap().len() <= MAX_SOURCES);
     }
 }
