@@ -235,6 +235,26 @@ async fn sigterm_flushes_before_exit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_sends_a_nac_permit_still_waiting_for_its_join() {
+    let rx = Receiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = server_env(&rx.grpc_url(), "grpc", &[]);
+    let mut server = ServerProcess::start(dir.path(), &cfg, &[]);
+    // The first part of the roam scenario is a wireless NAC permit: its span waits for the join.
+    let roam = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/client-roam");
+    let mut files: Vec<_> = std::fs::read_dir(&roam).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    let body = std::fs::read(&files[0]).unwrap();
+    assert!(String::from_utf8_lossy(&body).contains("NAC_CLIENT_PERMIT"), "fixture changed");
+    let r = client().post(server.url()).header("X-Mist-Signature-v2", sign(SECRET, &body)).body(body).send();
+    assert_eq!(r.await.unwrap().status(), 200);
+    let status = server.terminate(Duration::from_secs(30)).expect("exits after SIGTERM");
+    assert!(status.success(), "{}", server.logs());
+    let names: Vec<String> = rx.with(|r| r.spans().into_iter().map(|s| s.name).collect());
+    assert!(names.iter().any(|n| n == "mist.nac.auth"), "spans at the backend: {names:?}\n{}", server.logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_backend_down_leaves_the_rest_on_disk() {
     let mut rx = Receiver::stopped();
     let dir = tempfile::tempdir().unwrap();

@@ -147,6 +147,29 @@ fn auth_without_join_becomes_its_own_trace_after_the_window() {
 }
 
 #[test]
+fn parked_auth_is_released_at_shutdown_with_the_same_trace_as_after_the_window() {
+    let envs = scenario("client-roam");
+    let mut t = Translator::new(&SignalsConfig::default());
+    assert_eq!(spans(&translate(&mut t, &envs[0], T0)).count(), 0);
+    let released = t.release_parked();
+    let auth: Vec<&Span> =
+        released.iter().flat_map(|rs| rs.scope_spans.iter().flat_map(|s| &s.spans)).collect();
+    assert_eq!(auth.len(), 1, "the parked permit comes out at shutdown");
+    assert_eq!(auth[0].name, "mist.nac.auth");
+    assert_eq!(t.stats().correlation_parked, 0);
+    assert!(t.release_parked().is_empty(), "released once");
+    // The same trace id as when the window runs out in a process that keeps running.
+    let mut t2 = Translator::new(&SignalsConfig::default());
+    translate(&mut t2, &envs[0], T0);
+    let later = translate(&mut t2, &scenario("ap-down-up")[0], T0 + 200_000_000_000);
+    let expired: Vec<&Span> = spans(&later).filter(|s| s.name == "mist.nac.auth").collect();
+    assert_eq!(expired[0].trace_id, auth[0].trace_id);
+    assert_eq!(expired[0].span_id, auth[0].span_id);
+    let res = released[0].resource.as_ref().unwrap();
+    assert!(res.attributes.iter().any(|kv| kv.key == "mist.webhook.endpoint"), "{res:?}");
+}
+
+#[test]
 fn correlation_state_stays_under_its_cap_with_a_million_clients() {
     const CAP: usize = 10_000;
     let mut c = Correlator::new(CAP, u64::MAX, 60_000_000);

@@ -225,6 +225,7 @@ impl Pipeline {
             spans: Pending::default(),
             next_metrics: Instant::now() + self.cfg.metric_interval,
             deadline: None,
+            parked_released: false,
             cancel,
         };
         let empty = BTreeMap::new();
@@ -313,6 +314,17 @@ impl Pipeline {
             }
             let now = Instant::now();
             let caught_up = !got;
+            if draining && caught_up && !run.parked_released {
+                // Everything on disk is translated: permits still waiting for a join will not
+                // get one from this process; send them as their own traces with the flush.
+                run.parked_released = true;
+                for rs in self.translator.release_parked() {
+                    run.spans.count += rs.scope_spans.iter().map(|s| s.spans.len()).sum::<usize>();
+                    run.spans.bytes += rs.encoded_len();
+                    run.spans.since.get_or_insert(now);
+                    run.spans.items.push(rs);
+                }
+            }
             let batch_cfg = &self.cfg.batch;
             let due = |count: usize, bytes: usize, since: Option<Instant>, delay: Duration| {
                 count > 0
@@ -504,6 +516,8 @@ struct Run {
     spans: Pending<ResourceSpans>,
     next_metrics: Instant,
     deadline: Option<Instant>,
+    /// Parked trace parts were given up for the final flush.
+    parked_released: bool,
     cancel: CancellationToken,
 }
 

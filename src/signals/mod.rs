@@ -294,6 +294,27 @@ impl Translator {
         Translated { logs, spans }
     }
 
+    /// Gives up every parked part now and returns the spans that stand alone (NAC permits whose
+    /// join never came): called at shutdown, so a permit waiting for its join is exported as its
+    /// own trace instead of vanishing with the process.
+    pub fn release_parked(&mut self) -> Vec<ResourceSpans> {
+        let released: Vec<(Origin, Span)> =
+            self.corr.expire(u64::MAX).into_iter().filter_map(Parked::into_standalone).collect();
+        let empty = BTreeMap::new();
+        let scope = || Some(InstrumentationScope { name: SCOPE.into(), ..Default::default() });
+        group(released)
+            .into_iter()
+            .map(|(o, spans)| {
+                let endpoint_attrs = self.endpoints.get(&o.0.endpoint).unwrap_or(&empty);
+                ResourceSpans {
+                    resource: Some(event_resource(&self.cfg, endpoint_attrs, &o)),
+                    scope_spans: vec![ScopeSpans { scope: scope(), spans, ..Default::default() }],
+                    ..Default::default()
+                }
+            })
+            .collect()
+    }
+
     /// The aggregated metrics as of `now_ns`.
     pub fn collect_metrics(&mut self, now_ns: u64) -> Vec<ResourceMetrics> {
         let cfg = &self.cfg;
