@@ -174,6 +174,33 @@ struct Pending<T> {
     since: Option<Instant>,
 }
 
+/// A resource group that knows how many records (log records, spans) it carries.
+trait Records: Message {
+    fn records(&self) -> usize;
+}
+
+impl Records for ResourceLogs {
+    fn records(&self) -> usize {
+        self.scope_logs.iter().map(|s| s.log_records.len()).sum()
+    }
+}
+
+impl Records for ResourceSpans {
+    fn records(&self) -> usize {
+        self.scope_spans.iter().map(|s| s.spans.len()).sum()
+    }
+}
+
+impl<T: Records> Pending<T> {
+    /// Queues a group, counting its records and bytes; the batch delay runs from the first.
+    fn push(&mut self, item: T, now: Instant) {
+        self.count += item.records();
+        self.bytes += item.encoded_len();
+        self.since.get_or_insert(now);
+        self.items.push(item);
+    }
+}
+
 impl<T> Pending<T> {
     fn take(&mut self) -> Vec<T> {
         self.count = 0;
@@ -293,16 +320,10 @@ impl Pipeline {
                 };
                 let now = Instant::now();
                 for rl in out.logs {
-                    run.logs.count += rl.scope_logs.iter().map(|s| s.log_records.len()).sum::<usize>();
-                    run.logs.bytes += rl.encoded_len();
-                    run.logs.since.get_or_insert(now);
-                    run.logs.items.push(rl);
+                    run.logs.push(rl, now);
                 }
                 for rs in out.spans {
-                    run.spans.count += rs.scope_spans.iter().map(|s| s.spans.len()).sum::<usize>();
-                    run.spans.bytes += rs.encoded_len();
-                    run.spans.since.get_or_insert(now);
-                    run.spans.items.push(rs);
+                    run.spans.push(rs, now);
                 }
             }
             // Signals with nothing pending are acknowledged through everything translated.
@@ -319,10 +340,7 @@ impl Pipeline {
                 // get one from this process; send them as their own traces with the flush.
                 run.parked_released = true;
                 for rs in self.translator.release_parked() {
-                    run.spans.count += rs.scope_spans.iter().map(|s| s.spans.len()).sum::<usize>();
-                    run.spans.bytes += rs.encoded_len();
-                    run.spans.since.get_or_insert(now);
-                    run.spans.items.push(rs);
+                    run.spans.push(rs, now);
                 }
             }
             let batch_cfg = &self.cfg.batch;
