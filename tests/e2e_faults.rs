@@ -182,16 +182,20 @@ async fn permanent_rejection_is_dropped_and_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_after_200_then_restart_delivers_everything() {
-    // Backend down: everything answered 200 is only on disk when the server dies.
-    let mut rx = Receiver::stopped();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = server_env(&rx.grpc_url(), "grpc", &[]);
-    let mut first = ServerProcess::start(dir.path(), &cfg, &[]);
-    let expected = send(&first, 1_700_500_000, 0, 12, 5).await;
-    first.kill9();
-    rx.restart();
-    let second = ServerProcess::start(dir.path(), &cfg, &[]);
-    wait_all(&rx, &expected, || second.logs());
+    // Both sync policies: `interval` (default) answers after the write into the OS, `always`
+    // after the fdatasync; a kill -9 must lose nothing with either.
+    for fsync in ["interval", "always"] {
+        // Backend down: everything answered 200 is only on disk when the server dies.
+        let mut rx = Receiver::stopped();
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = server_env(&rx.grpc_url(), "grpc", &[("MIST_OTEL__BUFFER__FSYNC", fsync)]);
+        let mut first = ServerProcess::start(dir.path(), &cfg, &[]);
+        let expected = send(&first, 1_700_500_000, 0, 12, 5).await;
+        first.kill9();
+        rx.restart();
+        let second = ServerProcess::start(dir.path(), &cfg, &[]);
+        wait_all(&rx, &expected, || second.logs());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,6 +22,20 @@ pub enum Overflow {
     DropOldest,
 }
 
+/// When the durable buffer forces its writes to the disk.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Fsync {
+    /// Every 200 waits for an `fdatasync` (shared by concurrent requests): what was answered
+    /// 200 survives a power loss or kernel crash too. Costs throughput at high request rates.
+    Always,
+    /// Every 200 waits for the write into the operating system (it survives a crash or
+    /// `kill -9` of mist-otel); an `fdatasync` runs every `fsync_interval`, so a power loss or
+    /// kernel crash can lose the deliveries of the last interval.
+    #[default]
+    Interval,
+}
+
 /// The buffer between ingest and export.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -29,12 +43,17 @@ pub struct BufferConfig {
     /// Most bytes of undelivered bodies kept; when reached, ingest answers 503 (or drops the
     /// oldest, see `overflow`).
     pub max_bytes: u64,
-    /// Keep deliveries on disk (`<data_dir>/buffer.redb`) and fsync before answering 200.
-    /// `false` keeps them in memory only (lost on a crash).
+    /// Keep deliveries on disk (`<data_dir>/buffer/`) before answering 200. `false` keeps
+    /// them in memory only (lost on a crash or restart).
     pub durable: bool,
+    /// `interval` (default) or `always`: see [`Fsync`].
+    pub fsync: Fsync,
+    /// How often `fsync: interval` forces written deliveries to the disk.
+    #[serde(with = "duration")]
+    pub fsync_interval: Duration,
     /// `reject` (503, default) or `drop_oldest`.
     pub overflow: Overflow,
-    /// Most deliveries written by one commit (group commit).
+    /// Most deliveries written by one commit (group commit, `fsync: always`).
     pub max_commit_batch: usize,
 }
 
@@ -43,6 +62,8 @@ impl Default for BufferConfig {
         Self {
             max_bytes: 256 * 1024 * 1024,
             durable: true,
+            fsync: Fsync::Interval,
+            fsync_interval: Duration::from_millis(100),
             overflow: Overflow::Reject,
             max_commit_batch: 1024,
         }
@@ -56,6 +77,15 @@ impl BufferConfig {
             return Err(ConfigError::Invalid {
                 key: "buffer.max_bytes".into(),
                 message: format!("{} is too small (expected at least 1048576)", self.max_bytes),
+            });
+        }
+        if self.fsync_interval.is_zero() || self.fsync_interval > Duration::from_secs(60) {
+            return Err(ConfigError::Invalid {
+                key: "buffer.fsync_interval".into(),
+                message: format!(
+                    "{} (expected more than 0 and at most 60s; use fsync: always to sync every write)",
+                    duration::format(&self.fsync_interval)
+                ),
             });
         }
         if self.max_commit_batch == 0 {
