@@ -326,3 +326,38 @@ async fn full_buffer_answers_503_and_readyz_reflects_it() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filling_buffer_exports_metrics_early_so_it_drains() {
+    // Deliveries leave the disk only after a metric export that follows them. With a one-minute
+    // metric interval, 1.5 MB sent into a 1 MiB buffer would be refused with 503s unless the
+    // pipeline exports metrics early once the buffer fills.
+    let rx = Receiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = server_env(
+        &rx.grpc_url(),
+        "grpc",
+        &[
+            ("OTEL_METRIC_EXPORT_INTERVAL", "60000"),
+            ("MIST_OTEL__BUFFER__MAX_BYTES", "1048576"),
+            ("MIST_OTEL__INGEST__MAX_BODY_BYTES", "262144"),
+        ],
+    );
+    let server = ServerProcess::start(dir.path(), &cfg, &[]);
+    let mut expected = Vec::new();
+    for round in 0..15 {
+        // 10 deliveries of 50 events (~100 kB) every 250 ms; `send` asserts each answer is 200.
+        expected.extend(send(&server, 1_701_000_000, round * 10, 10, 50).await);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    wait_all(&rx, &expected, || server.logs());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let bytes = metric_sum(&metrics(&server).await, "mist_otel_buffer_bytes ");
+        if bytes < 262_144.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the buffer still holds {bytes} bytes\n{}", server.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -251,6 +251,7 @@ impl Pipeline {
             logs: Pending::default(),
             spans: Pending::default(),
             next_metrics: Instant::now() + self.cfg.metric_interval,
+            last_metrics: Instant::now(),
             deadline: None,
             parked_released: false,
             cancel,
@@ -399,7 +400,14 @@ impl Pipeline {
                 }
                 run.spans_acked = through;
             }
+            // Deliveries stay on disk until a metric export after them succeeds: with a long
+            // metric interval a busy server would fill the buffer first. Once it is a quarter
+            // full, metrics go out early (at most once a second) so that it drains.
+            let pressure = run.metrics_acked < run.translated
+                && now >= run.last_metrics + EARLY_METRICS_MIN_GAP
+                && self.buffer.fill() > 0.25;
             if now >= run.next_metrics
+                || pressure
                 || (draining && caught_up && run.logs.items.is_empty() && run.spans.items.is_empty())
             {
                 let through = run.translated;
@@ -407,7 +415,8 @@ impl Pipeline {
                     break;
                 }
                 run.metrics_acked = through;
-                run.next_metrics = Instant::now() + self.cfg.metric_interval;
+                run.last_metrics = Instant::now();
+                run.next_metrics = run.last_metrics + self.cfg.metric_interval;
             }
             self.remove_acknowledged(&mut run).await;
             self.buffer.refresh_age(crate::ingest::handler::now_ns());
@@ -424,6 +433,9 @@ impl Pipeline {
             }
             if let Some(s) = run.spans.since {
                 wake = wake.min(s + self.cfg.batch.spans_delay);
+            }
+            if run.metrics_acked < run.translated && self.buffer.fill() > 0.25 {
+                wake = wake.min(run.last_metrics + EARLY_METRICS_MIN_GAP);
             }
             let wait = wake.saturating_duration_since(Instant::now()).min(Duration::from_secs(1));
             if !draining {
@@ -523,6 +535,9 @@ impl Pipeline {
     }
 }
 
+/// Shortest gap between two metric exports triggered by a filling buffer.
+const EARLY_METRICS_MIN_GAP: Duration = Duration::from_secs(1);
+
 struct Run {
     cursor: u64,
     translated: Option<u64>,
@@ -533,6 +548,8 @@ struct Run {
     logs: Pending<ResourceLogs>,
     spans: Pending<ResourceSpans>,
     next_metrics: Instant,
+    /// When the last metric export finished.
+    last_metrics: Instant,
     deadline: Option<Instant>,
     /// Parked trace parts were given up for the final flush.
     parked_released: bool,

@@ -338,6 +338,12 @@ impl Buffer {
         st.bytes + st.reserved < self.inner.max_bytes / 10 * 9
     }
 
+    /// How full the buffer is: kept and reserved bytes over the cap (0 to about 1).
+    pub fn fill(&self) -> f64 {
+        let st = self.inner.lock();
+        (st.bytes + st.reserved) as f64 / self.inner.max_bytes as f64
+    }
+
     /// Number of deliveries and bytes kept.
     pub fn depth(&self) -> (usize, u64) {
         let st = self.inner.lock();
