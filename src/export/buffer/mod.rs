@@ -414,6 +414,13 @@ impl Buffer {
         if !self.inner.durable {
             return Ok(runs.into_iter().filter_map(Run::into_mem).collect());
         }
+        // A small read is a few page-cache copies: cheaper on this thread than the hop to a
+        // blocking thread and back. A large one (a backlog after an outage, perhaps no longer
+        // cached) goes to a blocking thread.
+        let total: u64 = runs.iter().map(|r| if let Run::Disk { len, .. } = r { *len } else { 0 }).sum();
+        if total <= INLINE_READ_BYTES {
+            return read_runs(&self.inner, runs);
+        }
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || read_runs(&inner, runs))
             .await
@@ -457,6 +464,9 @@ impl Buffer {
         self.inner.publish_age(&st, now_ns);
     }
 }
+
+/// Reads up to this size are done on the calling thread.
+const INLINE_READ_BYTES: u64 = 256 * 1024;
 
 /// Segment size: small enough that acknowledged space is freed soon, large enough that
 /// segments are rarely started (each start costs two syncs).
