@@ -5,7 +5,8 @@
 #
 #   bench/load.sh                      # 3 runs × 10 s per configuration, 32 connections
 #   RUNS=5 DURATION=20 CONNECTIONS=64 bench/load.sh
-#   MEMORY_BUFFER_ENV="MIST_OTEL__BUFFER__KIND=memory" bench/load.sh   # adds configuration (c)
+#   MEMORY_BUFFER_ENV="MIST_OTEL__BUFFER__DURABLE=false" bench/load.sh   # adds configuration (c)
+#   FSYNC_ALWAYS=0 bench/load.sh       # skips configuration (d), `buffer.fsync: always`
 #
 # Per run: bare at full speed, mist-otel at full speed, then both paced at half the bare
 # handler's rate (the "p99 at half load" figure), and mist-otel at half its own maximum. The table and the ratio are printed at the end;
@@ -107,6 +108,18 @@ for run in $(seq 1 "$RUNS"); do
   start_mist_otel mist-otel "$P_MIST" "$P_ADMIN" "$P_SINK"
   load mist-otel "http://127.0.0.1:$P_MIST/mist/webhook" "$MIST_PID" --rate "$HALF_OWN"
   stop "$MIST_PID"
+
+  # (d) mist-otel with `buffer.fsync: always` (an fdatasync before every 200, shared by
+  # concurrent requests): full speed, then half of its own maximum.
+  if [ "${FSYNC_ALWAYS:-1}" = 1 ]; then
+    start_mist_otel mist-otel-fsync-always "$P_MIST" "$P_ADMIN" "$P_SINK" MIST_OTEL__BUFFER__FSYNC=always
+    load mist-otel-fsync-always "http://127.0.0.1:$P_MIST/mist/webhook" "$MIST_PID"
+    stop "$MIST_PID"
+    HALF_ALWAYS=$(awk -v r="$(rate_of mist-otel-fsync-always)" 'BEGIN { printf "%.0f", r / 2 }')
+    start_mist_otel mist-otel-fsync-always "$P_MIST" "$P_ADMIN" "$P_SINK" MIST_OTEL__BUFFER__FSYNC=always
+    load mist-otel-fsync-always "http://127.0.0.1:$P_MIST/mist/webhook" "$MIST_PID" --rate "$HALF_ALWAYS"
+    stop "$MIST_PID"
+  fi
 
   # (c) optional: mist-otel with the buffer in memory (env given by the caller).
   if [ -n "${MEMORY_BUFFER_ENV:-}" ]; then

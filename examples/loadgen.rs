@@ -634,18 +634,30 @@ fn table(files: &[PathBuf]) -> anyhow::Result<()> {
         );
     }
     // The headline figure: mist-otel's full-speed throughput over the bare handler's, per run
-    // (rows are paired in order: the n-th unpaced "bare" with the n-th unpaced "mist-otel").
+    // and of each other configuration (rows are paired in order: the n-th unpaced "bare" with
+    // the n-th unpaced row of that label).
+    println!();
     let full = |label: &str| -> Vec<f64> {
         rows.iter().filter(|r| r.label == label && r.rate.is_none()).map(|r| r.deliveries_per_s).collect()
     };
-    let (a, b) = (full("mist-otel"), full("bare"));
-    let ratios: Vec<f64> = a.iter().zip(&b).filter(|(_, b)| **b > 0.0).map(|(a, b)| a / b).collect();
-    if !ratios.is_empty() {
+    let bare = full("bare");
+    let mut labels: Vec<&str> = Vec::new();
+    for r in &rows {
+        if r.label != "bare" && !labels.contains(&r.label.as_str()) {
+            labels.push(&r.label);
+        }
+    }
+    for label in labels {
+        let ratios: Vec<f64> =
+            full(label).iter().zip(&bare).filter(|(_, b)| **b > 0.0).map(|(a, b)| a / b).collect();
+        if ratios.is_empty() {
+            continue;
+        }
         let min = ratios.iter().cloned().fold(f64::INFINITY, f64::min);
         let max = ratios.iter().cloned().fold(0.0, f64::max);
         let list: Vec<String> = ratios.iter().map(|r| format!("{:.0}%", r * 100.0)).collect();
         println!(
-            "\nratio mist-otel/bare (deliveries/s, per run): {} (range {:.0}%–{:.0}%, target ≥ 75%)",
+            "ratio {label}/bare (deliveries/s, per run): {} (range {:.0}%–{:.0}%, target ≥ 75%)",
             list.join(", "),
             min * 100.0,
             max * 100.0
