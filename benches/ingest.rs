@@ -1,17 +1,22 @@
 //! Micro-benchmarks of the ingest path, on real Mist webhook bodies:
 //! signature verification (one and two secrets), envelope parsing, translation, and OTLP
-//! protobuf encoding of a translated delivery.
+//! protobuf encoding of a translated delivery, and appending to the durable buffer.
 //!
 //! `cargo bench --bench ingest` (figures in BENCHMARKS.md). The bodies come from
 //! `../shared/mist-samples/webhooks` (or `MIST_SAMPLES_DIR`); `fixtures/webhooks` is used too
 //! when present.
 
+use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use mist_otel::config::BufferConfig;
+use mist_otel::export::Buffer;
+use mist_otel::export::config::Fsync;
 use mist_otel::ingest::signature::{self, sign_v2};
 use mist_otel::mist::envelope::Envelope;
 use mist_otel::secret::Secret;
 use mist_otel::signals::{Input, SignalsConfig, Translator};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use prometheus_client::registry::Registry;
 use prost::Message;
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -162,6 +167,35 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
+/// Appending every sample to the durable buffer, as the handler does before its 200, then
+/// acknowledging them (so the log does not grow across iterations). `interval` is one `write`
+/// per append; `always` adds an `fdatasync` per append here (no concurrent requests to share it).
+fn bench_buffer(c: &mut Criterion) {
+    let all = bodies();
+    let total_bytes: usize = all.iter().map(|(_, b)| b.len()).sum();
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let mut g = c.benchmark_group("buffer_append");
+    g.throughput(Throughput::Bytes(total_bytes as u64));
+    for fsync in [Fsync::Interval, Fsync::Always] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cfg = BufferConfig { fsync, ..BufferConfig::default() };
+        let buffer = Buffer::open(&cfg, dir.path(), &mut Registry::default()).expect("buffer");
+        let bodies: Vec<Bytes> = all.iter().map(|(_, b)| Bytes::copy_from_slice(b)).collect();
+        g.bench_function(BenchmarkId::new("all_samples", format!("{fsync:?}").to_lowercase()), |bch| {
+            bch.iter(|| {
+                rt.block_on(async {
+                    let mut last = 0;
+                    for body in &bodies {
+                        last = buffer.append("default", 1, body.clone()).await.expect("append");
+                    }
+                    buffer.remove_through(last).await;
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
 fn input<'a>(attrs: &'a BTreeMap<String, String>, envelope: &'a Envelope) -> Input<'a> {
     Input {
         endpoint: "default",
@@ -175,6 +209,6 @@ criterion_group! {
     name = benches;
     // Short runs: the machine is shared; the figures are compared across commits, not absolute.
     config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(3)).warm_up_time(std::time::Duration::from_secs(1));
-    targets = bench
+    targets = bench, bench_buffer
 }
 criterion_main!(benches);
