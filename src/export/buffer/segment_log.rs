@@ -149,6 +149,16 @@ pub(super) fn decode_delivery(run: &Bytes) -> Result<Frame, FrameError> {
     }
 }
 
+/// Deletes segment files taken out of the log; a failure is logged (the file is deleted at the
+/// next start instead).
+pub(super) fn remove_files(paths: impl IntoIterator<Item = PathBuf>) {
+    for p in paths {
+        if let Err(e) = std::fs::remove_file(&p) {
+            tracing::warn!(segment = %p.display(), error = %e, "could not delete an acknowledged buffer segment");
+        }
+    }
+}
+
 /// Reads `len` bytes at `offset` of a segment.
 pub(super) fn read_run(file: &File, offset: u64, len: usize) -> std::io::Result<Bytes> {
     let mut buf = BytesMut::zeroed(len);
@@ -275,7 +285,9 @@ impl SegmentLog {
         };
         // The new segment first: it carries the acknowledgement before older ones go.
         log.roll(next_id)?;
-        log.delete_acked(&mut Vec::new())?;
+        for (_, path) in log.take_acked() {
+            std::fs::remove_file(path)?;
+        }
         Ok(Opened { log, deliveries, next_seq, corrupt })
     }
 
@@ -339,9 +351,13 @@ impl SegmentLog {
         self.roll_next = true;
     }
 
-    /// Deletes the oldest segments whose deliveries are all acknowledged (never the current one).
-    /// `removed` collects their ids.
-    pub fn delete_acked(&mut self, removed: &mut Vec<u64>) -> std::io::Result<()> {
+    /// Takes the oldest segments whose deliveries are all acknowledged (never the current one)
+    /// out of the log and returns their ids and paths. The caller deletes the files with
+    /// [`remove_files`], outside any lock: unlinking a large file can take milliseconds. If
+    /// that never happens (a crash), the next open finds them fully acknowledged and deletes
+    /// them then.
+    pub fn take_acked(&mut self) -> Vec<(u64, PathBuf)> {
+        let mut out = Vec::new();
         while self.segments.len() > 1 {
             let s = &self.segments[0];
             let done = match (s.last_seq, self.acked) {
@@ -352,11 +368,10 @@ impl SegmentLog {
             if !done {
                 break;
             }
-            std::fs::remove_file(segment_path(&self.dir, s.id))?;
-            removed.push(s.id);
+            out.push((s.id, segment_path(&self.dir, s.id)));
             self.segments.pop_front();
         }
-        Ok(())
+        out
     }
 
     /// Starts segment `id`: magic, then the current acknowledgement so it outlives older segments.
@@ -492,9 +507,9 @@ mod tests {
         let mut buf = Vec::new();
         encode_ack(&mut buf, 1);
         o.log.write(&buf, None, Some(1), true).unwrap();
-        let mut removed = Vec::new();
-        o.log.delete_acked(&mut removed).unwrap();
+        let removed = o.log.take_acked();
         assert!(!removed.is_empty(), "segments holding only acknowledged deliveries are deleted");
+        remove_files(removed.into_iter().map(|(_, p)| p));
         // A torn write at the end of the newest segment.
         let newest = o.log.segments.back().unwrap();
         let mut torn = Vec::new();
