@@ -168,6 +168,8 @@ impl Config {
 
     /// Checks cross-field rules the types cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        /// Largest body: a buffer record (256 MiB) less room for its bookkeeping.
+        const MAX_BODY_BYTES: u64 = 256 * 1024 * 1024 - 64 * 1024;
         self.ingest.validate()?;
         self.admin.validate()?;
         self.buffer.validate()?;
@@ -181,6 +183,16 @@ impl Config {
                 message: format!(
                     "{} does not fit in buffer.max_bytes {} (expected at most buffer.max_bytes - 65536)",
                     self.ingest.max_body_bytes, self.buffer.max_bytes
+                ),
+            });
+        }
+        // One delivery is one record of the buffer's log, whose records are at most 256 MiB.
+        if self.ingest.max_body_bytes as u64 > MAX_BODY_BYTES {
+            return Err(ConfigError::Invalid {
+                key: "ingest.max_body_bytes".into(),
+                message: format!(
+                    "{} is too large (expected at most {MAX_BODY_BYTES})",
+                    self.ingest.max_body_bytes
                 ),
             });
         }
@@ -415,6 +427,18 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> Env {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn a_body_limit_beyond_one_buffer_record_is_refused() {
+        let mut c = Config::default();
+        c.ingest.secrets = vec![crate::secret::Secret::new("x")];
+        c.buffer.max_bytes = 4 * 1024 * 1024 * 1024;
+        c.ingest.max_body_bytes = 300 * 1024 * 1024;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("ingest.max_body_bytes") && e.contains("too large"), "{e}");
+        c.ingest.max_body_bytes = 200 * 1024 * 1024;
+        c.validate().unwrap();
     }
 
     #[test]

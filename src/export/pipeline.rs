@@ -403,7 +403,9 @@ impl Pipeline {
             // Deliveries stay on disk until a metric export after them succeeds: with a long
             // metric interval a busy server would fill the buffer first. Above
             // EARLY_METRICS_FILL, metrics go out early (at most once a second) so that it drains.
-            let pressure = run.metrics_acked < run.translated
+            // Only when metrics are what holds deliveries back (not a logs or spans backend
+            // that is down).
+            let pressure = run.metrics_acked < run.logs_acked.min(run.spans_acked)
                 && now >= run.last_metrics + EARLY_METRICS_MIN_GAP
                 && self.buffer.fill() > EARLY_METRICS_FILL;
             if now >= run.next_metrics
@@ -434,7 +436,9 @@ impl Pipeline {
             if let Some(s) = run.spans.since {
                 wake = wake.min(s + self.cfg.batch.spans_delay);
             }
-            if run.metrics_acked < run.translated && self.buffer.fill() > EARLY_METRICS_FILL {
+            if run.metrics_acked < run.logs_acked.min(run.spans_acked)
+                && self.buffer.fill() > EARLY_METRICS_FILL
+            {
                 wake = wake.min(run.last_metrics + EARLY_METRICS_MIN_GAP);
             }
             let wait = wake.saturating_duration_since(Instant::now()).min(Duration::from_secs(1));

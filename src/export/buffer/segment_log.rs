@@ -196,17 +196,43 @@ pub(super) struct SegmentLog {
     /// Set after a failed write: the current segment may hold a partial write the kernel could
     /// not make durable, so the next write starts a new segment.
     roll_next: bool,
-    /// Written since the last sync (`fsync: interval`).
+    /// The current segment was written since the last sync (`fsync: interval`).
     dirty: bool,
+    /// See [`SegmentLog::open`].
+    sync_writes: bool,
+    /// Closed or new segments not synced yet (`fsync: interval`).
+    unsynced: Vec<Arc<File>>,
+    /// A segment was created or a sync failed since the directory was last synced.
+    dir_unsynced: bool,
+}
+
+/// What [`SegmentLog::take_unsynced`] hands to the sync thread.
+#[derive(Default)]
+pub(super) struct Unsynced {
+    /// Files to `fdatasync`.
+    pub files: Vec<Arc<File>>,
+    /// The directory to `fsync` (after the files), if set.
+    pub dir: Option<PathBuf>,
 }
 
 impl Drop for SegmentLog {
     fn drop(&mut self) {
-        if let Some(f) = self.take_dirty()
-            && let Err(e) = f.sync_data()
-        {
+        if let Err(e) = self.take_unsynced().sync() {
             tracing::error!(error = %e, dir = %self.dir.display(), "final sync of the buffer log failed");
         }
+    }
+}
+
+impl Unsynced {
+    /// Syncs the files, then the directory.
+    pub fn sync(&self) -> std::io::Result<()> {
+        for f in &self.files {
+            f.sync_data()?;
+        }
+        if let Some(d) = &self.dir {
+            sync_dir(d)?;
+        }
+        Ok(())
     }
 }
 
@@ -220,7 +246,10 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 
 impl SegmentLog {
     /// Opens `dir` (created if missing), replays every segment and starts a new one for appends.
-    pub fn open(dir: &Path, segment_bytes: u64) -> std::io::Result<Opened> {
+    /// `sync_writes`: every write is synced by its caller (`fsync: always`), so a new segment
+    /// is synced when it starts too; otherwise new segments, closed segments and the directory
+    /// are synced by whoever calls [`SegmentLog::take_unsynced`].
+    pub fn open(dir: &Path, segment_bytes: u64, sync_writes: bool) -> std::io::Result<Opened> {
         std::fs::create_dir_all(dir)?;
         // One process per buffer directory: two writers would interleave their segments.
         let lock = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("lock"))?;
@@ -252,7 +281,14 @@ impl SegmentLog {
             let file = OpenOptions::new().read(true).write(true).open(&path)?;
             let scan = scan_segment(&file, id)?;
             if let Some(bad) = scan.bad {
-                if newest {
+                if newest && scan.tail && scan.valid_len == 0 {
+                    // A segment whose start was never written (a crash while starting it).
+                    tracing::warn!(segment = %path.display(), "removing an unfinished buffer segment");
+                    drop(file);
+                    std::fs::remove_file(&path)?;
+                    continue;
+                } else if newest && scan.tail {
+                    // Only a write in progress at a crash can end the newest segment badly.
                     tracing::warn!(segment = %path.display(), offset = scan.valid_len, error = %bad,
                         "cutting off an incomplete write at the end of the buffer log");
                     file.set_len(scan.valid_len)?;
@@ -282,12 +318,13 @@ impl SegmentLog {
             acked,
             roll_next: false,
             dirty: false,
+            sync_writes,
+            unsynced: Vec::new(),
+            dir_unsynced: false,
         };
-        // The new segment first: it carries the acknowledgement before older ones go.
-        log.roll(next_id)?;
-        for (_, path) in log.take_acked() {
-            std::fs::remove_file(path)?;
-        }
+        // The new segment first, synced: it carries the acknowledgement before older ones go.
+        log.roll(next_id, true)?;
+        remove_files(log.take_acked().into_iter().map(|(_, p)| p));
         Ok(Opened { log, deliveries, next_seq, corrupt })
     }
 
@@ -301,7 +338,7 @@ impl SegmentLog {
     pub fn prepare(&mut self) -> std::io::Result<(u64, u64, Option<Arc<File>>)> {
         let (id, len) = self.segments.back().map(|s| (s.id, s.len)).unwrap_or((0, 0));
         if self.roll_next || len >= self.segment_bytes {
-            self.roll(id + 1)?;
+            self.roll(id + 1, self.sync_writes)?;
             self.roll_next = false;
             let s = self.segments.back().expect("just rolled");
             return Ok((s.id, s.len, Some(s.file.clone())));
@@ -338,16 +375,26 @@ impl SegmentLog {
         }
     }
 
-    /// The current segment's file if something was written to it without a sync since the
-    /// last call. The caller syncs it (outside any lock) and reports a failure with
-    /// [`SegmentLog::sync_failed`].
-    pub fn take_dirty(&mut self) -> Option<Arc<File>> {
-        std::mem::take(&mut self.dirty).then(|| self.segments.back().map(|s| s.file.clone())).flatten()
+    /// Everything written without a sync since the last call: the current segment if dirty,
+    /// segments closed or started since, and the directory if a segment was created. The
+    /// caller syncs it outside any lock ([`Unsynced::sync`]) and hands it back with
+    /// [`SegmentLog::sync_failed`] if that fails.
+    pub fn take_unsynced(&mut self) -> Unsynced {
+        let mut files = std::mem::take(&mut self.unsynced);
+        if std::mem::take(&mut self.dirty)
+            && let Some(s) = self.segments.back()
+        {
+            files.push(s.file.clone());
+        }
+        let dir = std::mem::take(&mut self.dir_unsynced).then(|| self.dir.clone());
+        Unsynced { files, dir }
     }
 
-    /// After a failed sync the kernel may have dropped the unwritten pages: continue in a new
-    /// segment rather than trust this one's tail.
-    pub fn sync_failed(&mut self) {
+    /// A sync failed: keep the files for the next attempt and continue in a new segment (after
+    /// a failed sync the kernel may have dropped the unwritten pages of this one's tail).
+    pub fn sync_failed(&mut self, u: Unsynced) {
+        self.unsynced.extend(u.files);
+        self.dir_unsynced |= u.dir.is_some();
         self.roll_next = true;
     }
 
@@ -374,12 +421,22 @@ impl SegmentLog {
         out
     }
 
-    /// Starts segment `id`: magic, then the current acknowledgement so it outlives older segments.
-    fn roll(&mut self, id: u64) -> std::io::Result<()> {
-        // Unsynced writes of the segment being closed go to disk first, so that only the
-        // newest segment can ever have a torn tail.
-        if let Some(f) = self.take_dirty() {
-            f.sync_data()?;
+    /// Starts segment `id`: magic, then the current acknowledgement so it outlives older
+    /// segments. With `sync_now`, the closed segment, the new one and the directory are synced
+    /// here (the caller is the writer thread or `open`); otherwise that is left to the sync
+    /// thread, so a request thread never waits for a disk flush.
+    fn roll(&mut self, id: u64, sync_now: bool) -> std::io::Result<()> {
+        if sync_now {
+            // Unsynced writes of the segment being closed go to disk first.
+            let u = self.take_unsynced();
+            if let Err(e) = u.sync() {
+                self.sync_failed(u);
+                return Err(e);
+            }
+        } else if std::mem::take(&mut self.dirty)
+            && let Some(s) = self.segments.back()
+        {
+            self.unsynced.push(s.file.clone());
         }
         let path = segment_path(&self.dir, id);
         let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
@@ -387,10 +444,25 @@ impl SegmentLog {
         if let Some(a) = self.acked {
             encode_ack(&mut head, a);
         }
-        file.write_all_at(&head, 0)?;
-        file.sync_all()?;
-        sync_dir(&self.dir)?;
-        self.segments.push_back(Segment { id, file: Arc::new(file), len: head.len() as u64, last_seq: None });
+        let started = file.write_all_at(&head, 0).and_then(|()| {
+            if sync_now {
+                file.sync_all()?;
+                sync_dir(&self.dir)
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = started {
+            // Leave no half-started segment behind: the next attempt reuses the id.
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+        let file = Arc::new(file);
+        if !sync_now {
+            self.unsynced.push(file.clone());
+            self.dir_unsynced = true;
+        }
+        self.segments.push_back(Segment { id, file, len: head.len() as u64, last_seq: None });
         Ok(())
     }
 }
@@ -400,16 +472,20 @@ struct Scan {
     acked: Option<u64>,
     valid_len: u64,
     bad: Option<FrameError>,
+    /// The bad frame runs to the end of the file: what a crash in the middle of a write leaves.
+    tail: bool,
 }
 
 /// Reads a segment frame by frame, stopping at the first bad frame.
 fn scan_segment(file: &File, id: u64) -> std::io::Result<Scan> {
+    let file_len = file.metadata()?.len();
     let mut r = BufReader::with_capacity(256 * 1024, file);
-    let mut scan = Scan { deliveries: Vec::new(), acked: None, valid_len: 0, bad: None };
+    let mut scan = Scan { deliveries: Vec::new(), acked: None, valid_len: 0, bad: None, tail: false };
     let mut magic = [0u8; 8];
     if r.read_exact(&mut magic).is_err() || &magic != MAGIC {
-        // Empty or foreign: nothing in it counts.
+        // Empty, unfinished or foreign: nothing in it counts.
         scan.bad = Some(FrameError::Malformed);
+        scan.tail = file_len <= MAGIC.len() as u64;
         return Ok(scan);
     }
     scan.valid_len = MAGIC.len() as u64;
@@ -420,21 +496,26 @@ fn scan_segment(file: &File, id: u64) -> std::io::Result<Scan> {
             0 => return Ok(scan),
             n if n < FRAME_HEADER => {
                 scan.bad = Some(FrameError::Short);
+                scan.tail = true;
                 return Ok(scan);
             }
             _ => {}
         }
         let (len, crc) = frame_header(&head).unwrap_or((usize::MAX, 0));
-        if len > MAX_FRAME {
-            scan.bad = Some(FrameError::Malformed);
+        let offset = scan.valid_len;
+        let frame_end = offset + (FRAME_HEADER + len.min(MAX_FRAME + 1)) as u64;
+        // Checked against the file before allocating: a damaged length must not cost memory.
+        if len > MAX_FRAME || frame_end > file_len {
+            scan.bad = Some(if len > MAX_FRAME { FrameError::Malformed } else { FrameError::Short });
+            scan.tail = frame_end >= file_len;
             return Ok(scan);
         }
         payload.resize(len, 0);
         if read_full(&mut r, &mut payload)? < len {
             scan.bad = Some(FrameError::Short);
+            scan.tail = true;
             return Ok(scan);
         }
-        let offset = scan.valid_len;
         let frame_len = (FRAME_HEADER + len) as u64;
         match parse_payload(crc, &payload) {
             Ok(Payload::Delivery { seq, received_at_ns, endpoint, body_at }) => {
@@ -445,6 +526,7 @@ fn scan_segment(file: &File, id: u64) -> std::io::Result<Scan> {
             Ok(Payload::Ack(a)) => scan.acked = scan.acked.max(Some(a)),
             Err(e) => {
                 scan.bad = Some(e);
+                scan.tail = frame_end == file_len;
                 return Ok(scan);
             }
         }
@@ -496,7 +578,7 @@ mod tests {
     #[test]
     fn torn_tail_is_cut_and_acks_survive_segment_deletion() {
         let dir = tempfile::tempdir().unwrap();
-        let mut o = SegmentLog::open(dir.path(), 64).unwrap();
+        let mut o = SegmentLog::open(dir.path(), 64, false).unwrap();
         for seq in 0..4 {
             o.log.prepare().unwrap();
             let mut buf = Vec::new();
@@ -515,13 +597,42 @@ mod tests {
         let mut torn = Vec::new();
         encode_delivery(&mut torn, 4, 4, "e", b"lost");
         newest.file.write_all_at(&torn[..torn.len() - 3], newest.len).unwrap();
-        let busy = SegmentLog::open(dir.path(), 64).err().expect("a second open of a log in use");
+        let busy = SegmentLog::open(dir.path(), 64, false).err().expect("a second open of a log in use");
         assert!(busy.to_string().contains("another mist-otel process"), "{busy}");
         drop(o);
-        let o = SegmentLog::open(dir.path(), 64).unwrap();
+        let o = SegmentLog::open(dir.path(), 64, false).unwrap();
         let seqs: Vec<u64> = o.deliveries.iter().map(|d| d.seq).collect();
         assert_eq!(seqs, vec![2, 3]);
         assert_eq!(o.next_seq, 4);
         assert_eq!(o.corrupt, 0);
+    }
+
+    #[test]
+    fn damage_inside_the_newest_segment_is_kept_and_an_unstarted_segment_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = SegmentLog::open(dir.path(), 1 << 20, false).unwrap();
+        let mut buf = Vec::new();
+        for seq in 0..3 {
+            encode_delivery(&mut buf, seq, seq, "e", b"{}");
+        }
+        o.log.prepare().unwrap();
+        o.log.write(&buf, Some(2), None, true).unwrap();
+        let (id, file) = o.log.files().last().unwrap();
+        drop(o);
+        // A checksum failure in the middle (not a torn end): nothing may be cut off.
+        let path = segment_path(dir.path(), id);
+        let len = std::fs::metadata(&path).unwrap().len();
+        let mut data = std::fs::read(&path).unwrap();
+        let second = MAGIC.len() + buf.len() / 3;
+        data[second + FRAME_HEADER + 3] ^= 1;
+        std::fs::write(&path, &data).unwrap();
+        drop(file);
+        // A newest segment that a crash left without even its header.
+        std::fs::write(segment_path(dir.path(), id + 1), b"").unwrap();
+        let o = SegmentLog::open(dir.path(), 1 << 20, false).unwrap();
+        assert_eq!(o.corrupt, 1);
+        assert_eq!(o.deliveries.iter().map(|d| d.seq).collect::<Vec<_>>(), vec![0]);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), len, "the damaged segment was cut");
+        assert!(!segment_path(dir.path(), id + 1).exists(), "the unstarted segment is still there");
     }
 }
