@@ -7,11 +7,13 @@
 //! - acknowledgement: `2u8`, `through: u64` — every delivery with `seq ≤ through` is done
 //!   (exported, or evicted in drop-oldest mode).
 //!
-//! Only the writer thread writes: one `write` and one `fdatasync` per group of requests. A
+//! One writer at a time (the buffer holds the log behind a lock): one `write` per commit, and
+//! the `fdatasync` either in the same commit (`fsync: always`) or on the sync thread. A
 //! segment is deleted once every delivery in it is acknowledged and every older segment is
 //! gone, so the newest acknowledgement always survives in a remaining segment (each new segment
-//! starts with one). On open, a torn frame at the end of the newest segment (a crash mid-write)
-//! is cut off; a bad frame anywhere else is reported and the rest of that segment skipped.
+//! starts with one). On open, a bad frame that runs to the end of the newest segment (a crash
+//! mid-write) is cut off; a bad frame anywhere else is reported and the rest of that segment
+//! skipped.
 
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
