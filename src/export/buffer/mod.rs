@@ -755,9 +755,11 @@ fn commit(
         let first_seq = st.next_seq;
         let mut evicted = 0u64;
         if inner.overflow == Overflow::DropOldest {
-            let kept = |t: Option<u64>| st.index.from(t.map_or(0, |t| t + 1)).map(|(_, (k, m))| (k, m));
-            let mut bytes: u64 = kept(through).map(|(_, m)| m.size).sum();
-            let mut victims = kept(through).map(|(k, m)| (*k, m.size)).collect::<Vec<_>>().into_iter();
+            // Lazily, from the oldest: a commit must not walk (or copy) the whole index.
+            let removed: u64 = through
+                .map_or(0, |t| st.index.0.iter().take_while(|(s, _)| *s <= t).map(|(_, m)| m.size).sum());
+            let mut bytes = st.bytes - removed;
+            let mut victims = st.index.from(through.map_or(0, |t| t + 1)).map(|(_, (k, m))| (*k, m.size));
             let mut batch: std::collections::VecDeque<(u64, u64)> = Default::default();
             let mut seq = first_seq;
             for c in cmds.iter() {
