@@ -637,4 +637,29 @@ mod tests {
         assert_eq!(std::fs::metadata(&path).unwrap().len(), len, "the damaged segment was cut");
         assert!(!segment_path(dir.path(), id + 1).exists(), "the unstarted segment is still there");
     }
+
+    #[test]
+    fn unsynced_writes_and_new_segments_are_handed_to_the_sync_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = SegmentLog::open(dir.path(), 64, false).unwrap();
+        assert!(o.log.take_unsynced().files.is_empty(), "open syncs what it starts");
+        let mut buf = Vec::new();
+        encode_delivery(&mut buf, 0, 0, "e", &[b'x'; 80]);
+        o.log.prepare().unwrap();
+        o.log.write(&buf, Some(0), None, false).unwrap();
+        let u = o.log.take_unsynced();
+        assert_eq!((u.files.len(), u.dir.is_some()), (1, false));
+        // A failed sync keeps them for the next attempt.
+        o.log.sync_failed(u);
+        assert_eq!(o.log.take_unsynced().files.len(), 1);
+        // The segment is full: the next write starts a new one without syncing on this thread;
+        // the closed segment, the new one and the directory go to the sync thread.
+        o.log.write(&buf, Some(1), None, false).unwrap();
+        let (_, _, new_file) = o.log.prepare().unwrap();
+        assert!(new_file.is_some());
+        let u = o.log.take_unsynced();
+        assert_eq!((u.files.len(), u.dir.is_some()), (2, true));
+        u.sync().unwrap();
+        assert!(o.log.take_unsynced().files.is_empty());
+    }
 }
