@@ -364,38 +364,23 @@ impl Pipeline {
                 run.spans.since,
                 batch_cfg.spans_delay,
             );
+            let max_bytes = self.cfg.batch.max_bytes;
             if logs_due {
                 let through = run.translated;
-                let mut abandoned = false;
-                for part in split_by_bytes(
-                    chop_logs(run.logs.take(), self.cfg.batch.max_bytes),
-                    self.cfg.batch.max_bytes,
-                ) {
-                    let req = ExportLogsServiceRequest { resource_logs: merge_logs(part) };
-                    if self.send(&mut run, Payload::Logs(req)).await == Sent::Abandoned {
-                        abandoned = true;
-                        break;
-                    }
-                }
-                if abandoned {
+                let requests = split_by_bytes(chop_logs(run.logs.take(), max_bytes), max_bytes)
+                    .into_iter()
+                    .map(|p| Payload::Logs(ExportLogsServiceRequest { resource_logs: merge_logs(p) }));
+                if self.send_all(&mut run, requests).await == Sent::Abandoned {
                     break;
                 }
                 run.logs_acked = through;
             }
             if spans_due {
                 let through = run.translated;
-                let mut abandoned = false;
-                for part in split_by_bytes(
-                    chop_spans(run.spans.take(), self.cfg.batch.max_bytes),
-                    self.cfg.batch.max_bytes,
-                ) {
-                    let req = ExportTraceServiceRequest { resource_spans: merge_spans(part) };
-                    if self.send(&mut run, Payload::Traces(req)).await == Sent::Abandoned {
-                        abandoned = true;
-                        break;
-                    }
-                }
-                if abandoned {
+                let requests = split_by_bytes(chop_spans(run.spans.take(), max_bytes), max_bytes)
+                    .into_iter()
+                    .map(|p| Payload::Traces(ExportTraceServiceRequest { resource_spans: merge_spans(p) }));
+                if self.send_all(&mut run, requests).await == Sent::Abandoned {
                     break;
                 }
                 run.spans_acked = through;
@@ -403,11 +388,7 @@ impl Pipeline {
             // Deliveries stay on disk until a metric export after them succeeds: with a long
             // metric interval a busy server would fill the buffer first. Above
             // EARLY_METRICS_FILL, metrics go out early (at most once a second) so that it drains.
-            // Only when metrics are what holds deliveries back (not a logs or spans backend
-            // that is down).
-            let pressure = run.metrics_acked < run.logs_acked.min(run.spans_acked)
-                && now >= run.last_metrics + EARLY_METRICS_MIN_GAP
-                && self.buffer.fill() > EARLY_METRICS_FILL;
+            let pressure = now >= run.last_metrics + EARLY_METRICS_MIN_GAP && self.held_by_metrics(&run);
             if now >= run.next_metrics
                 || pressure
                 || (draining && caught_up && run.logs.items.is_empty() && run.spans.items.is_empty())
@@ -436,9 +417,7 @@ impl Pipeline {
             if let Some(s) = run.spans.since {
                 wake = wake.min(s + self.cfg.batch.spans_delay);
             }
-            if run.metrics_acked < run.logs_acked.min(run.spans_acked)
-                && self.buffer.fill() > EARLY_METRICS_FILL
-            {
+            if self.held_by_metrics(&run) {
                 wake = wake.min(run.last_metrics + EARLY_METRICS_MIN_GAP);
             }
             let wait = wake.saturating_duration_since(Instant::now()).min(Duration::from_secs(1));
@@ -451,6 +430,12 @@ impl Pipeline {
         }
         let (left, bytes) = self.buffer.depth();
         tracing::info!(deliveries_left = left, bytes_left = bytes, "export pipeline stopped");
+    }
+
+    /// True when the buffer is past EARLY_METRICS_FILL and the metric watermark is what keeps
+    /// deliveries in it (not a logs or spans backend that is down).
+    fn held_by_metrics(&self, run: &Run) -> bool {
+        run.metrics_acked < run.logs_acked.min(run.spans_acked) && self.buffer.fill() > EARLY_METRICS_FILL
     }
 
     async fn remove_acknowledged(&self, run: &mut Run) {
@@ -473,6 +458,17 @@ impl Pipeline {
             return Sent::Done;
         }
         self.send(run, Payload::Metrics(ExportMetricsServiceRequest { resource_metrics: rms })).await
+    }
+
+    /// Sends the requests in order (each built when its turn comes); stops at the first one
+    /// abandoned at the shutdown deadline.
+    async fn send_all(&self, run: &mut Run, requests: impl Iterator<Item = Payload>) -> Sent {
+        for req in requests {
+            if self.send(run, req).await == Sent::Abandoned {
+                return Sent::Abandoned;
+            }
+        }
+        Sent::Done
     }
 
     /// Sends one request, retrying retryable failures until success, a permanent failure, or
