@@ -164,14 +164,9 @@ impl Index {
         self.0.back().map(|(s, _)| *s)
     }
 
-    /// Position of the first entry with a sequence number ≥ `from`.
-    fn position(&self, from: u64) -> usize {
-        self.0.partition_point(|(s, _)| *s < from)
-    }
-
     /// Entries with sequence numbers ≥ `from`, with their positions.
     fn from(&self, from: u64) -> impl Iterator<Item = (usize, &(u64, Meta))> {
-        let start = self.position(from);
+        let start = self.0.partition_point(|(s, _)| *s < from);
         self.0.range(start..).enumerate().map(move |(i, e)| (start + i, e))
     }
 
@@ -432,32 +427,28 @@ impl Buffer {
         {
             let st = self.inner.lock();
             let mut bytes = 0;
-            let start = st.index.position(from);
-            for (pos, (seq, meta)) in st.index.from(from) {
-                let seq = *seq;
-                let n = pos - start;
+            let mut in_memory = Vec::new();
+            for (n, (pos, &(seq, meta))) in st.index.from(from).enumerate() {
                 if n >= max_items || (n > 0 && bytes + meta.size > max_bytes) {
                     break;
                 }
                 bytes += meta.size;
                 if !self.inner.durable {
-                    if let Some(d) = st.mem.get(pos) {
-                        runs.push(Run::Mem(d.clone()));
-                    }
+                    in_memory.extend(st.mem.get(pos).cloned());
                     continue;
                 }
                 let loc = meta.loc;
                 // Frames written by one commit lie back to back: read them with one call.
-                if let Some(Run::Disk { segment, offset, len, entries, .. }) = runs.last_mut()
-                    && *segment == loc.segment
-                    && *offset + *len == loc.offset
+                if let Some(run) = runs.last_mut()
+                    && run.segment == loc.segment
+                    && run.offset + run.len == loc.offset
                 {
-                    *len += u64::from(loc.len);
-                    entries.push((seq, loc.len));
+                    run.len += u64::from(loc.len);
+                    run.entries.push((seq, loc.len));
                     continue;
                 }
                 let Some(file) = st.files.get(&loc.segment) else { continue };
-                runs.push(Run::Disk {
+                runs.push(Run {
                     file: file.clone(),
                     segment: loc.segment,
                     offset: loc.offset,
@@ -465,14 +456,14 @@ impl Buffer {
                     entries: vec![(seq, loc.len)],
                 });
             }
-        }
-        if !self.inner.durable {
-            return Ok(runs.into_iter().filter_map(Run::into_mem).collect());
+            if !self.inner.durable {
+                return Ok(in_memory);
+            }
         }
         // A small read is a few page-cache copies: cheaper on this thread than the hop to a
         // blocking thread and back. A large one (a backlog after an outage, perhaps no longer
         // cached) goes to a blocking thread.
-        let total: u64 = runs.iter().map(|r| if let Run::Disk { len, .. } = r { *len } else { 0 }).sum();
+        let total: u64 = runs.iter().map(|r| r.len).sum();
         if total <= INLINE_READ_BYTES {
             return read_runs(&self.inner, runs);
         }
@@ -542,27 +533,15 @@ fn reason(r: &str) -> Vec<(String, String)> {
     vec![("reason".into(), r.into())]
 }
 
-/// A piece of a read: a delivery held in memory, or consecutive frames of one segment.
-enum Run {
-    Mem(Delivery),
-    /// `entries`: each frame's sequence number and length, from the index (not from the bytes
-    /// on disk, so that one damaged length cannot hide the frames after it).
-    Disk {
-        file: Arc<File>,
-        segment: u64,
-        offset: u64,
-        len: u64,
-        entries: Vec<(u64, u32)>,
-    },
-}
-
-impl Run {
-    fn into_mem(self) -> Option<Delivery> {
-        match self {
-            Run::Mem(d) => Some(d),
-            Run::Disk { .. } => None,
-        }
-    }
+/// A piece of a durable read: consecutive frames of one segment. `entries`: each frame's
+/// sequence number and length, from the index (not from the bytes on disk, so that one damaged
+/// length cannot hide the frames after it).
+struct Run {
+    file: Arc<File>,
+    segment: u64,
+    offset: u64,
+    len: u64,
+    entries: Vec<(u64, u32)>,
 }
 
 /// Reads and decodes frames from disk. Bodies are slices of the read buffer, not copies. A
@@ -571,7 +550,7 @@ impl Run {
 fn read_runs(inner: &Inner, runs: Vec<Run>) -> Result<Vec<Delivery>, BufferError> {
     let mut out = Vec::new();
     for run in runs {
-        let Run::Disk { file, segment, offset, len, entries } = run else { continue };
+        let Run { file, segment, offset, len, entries } = run;
         let bytes = segment_log::read_run(&file, offset, len as usize).map_err(|e| BufferError::Store {
             path: inner.path.clone(),
             message: format!("segment {segment} at {offset}: {e}"),
