@@ -1,6 +1,5 @@
 //! The webhook body: `{"topic": "...", "events": [{...}, ...]}`.
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 /// One webhook delivery's body, parsed and checked.
@@ -32,23 +31,17 @@ pub enum EnvelopeError {
     Event(usize),
 }
 
-#[derive(Deserialize)]
-struct Raw {
-    topic: Option<Value>,
-    events: Option<Value>,
-}
-
 impl Envelope {
     /// Parses and validates a body. Never panics, whatever the bytes.
     pub fn parse(body: &[u8]) -> Result<Envelope, EnvelopeError> {
         let v: Value = serde_json::from_slice(body).map_err(|e| EnvelopeError::Json(e.to_string()))?;
-        let Value::Object(_) = v else { return Err(EnvelopeError::NotObject) };
-        let raw: Raw = serde_json::from_value(v).map_err(|_| EnvelopeError::NotObject)?;
-        let topic = match raw.topic {
+        // Taken out of the map, not re-deserialized: that would rebuild every event's map.
+        let Value::Object(mut fields) = v else { return Err(EnvelopeError::NotObject) };
+        let topic = match fields.remove("topic") {
             Some(Value::String(t)) if !t.trim().is_empty() => normalize_topic(&t),
             _ => return Err(EnvelopeError::Topic),
         };
-        let events = match raw.events {
+        let events = match fields.remove("events") {
             Some(Value::Array(items)) => items
                 .into_iter()
                 .enumerate()

@@ -4,7 +4,8 @@
 //! `"true"`, audits' `before`/`after` are objects or JSON-encoded strings, timestamps are ints
 //! or floats, and placeholder examples put `"string"` where a number belongs. Every field is
 //! therefore decoded *leniently*: a value of the wrong shape becomes `None` instead of failing
-//! the whole event, and fields this module does not name are kept in `extra`. Parsing never
+//! the whole event. Fields this module does not name stay in the event's raw map, which the
+//! log record keeps as `mist.event.*` attributes. Parsing never
 //! panics; the only error is an event that is not a JSON object, which the envelope already
 //! rules out.
 
@@ -113,8 +114,9 @@ fn lenient<'de, D: Deserializer<'de>, T: Lenient>(d: D) -> Result<Option<T>, D::
     Ok(T::from_json(Value::deserialize(d)?))
 }
 
-/// Declares an event struct whose every named field is an `Option` decoded leniently, plus
-/// `extra` for everything else.
+/// Declares an event struct whose every named field is an `Option` decoded leniently. Other
+/// fields are skipped here (they stay in the event's raw map, which the log record carries):
+/// no `#[serde(flatten)]` catch-all, which would copy every field of every event once more.
 macro_rules! event_struct {
     ($(#[$m:meta])* $name:ident { $($(#[$fm:meta])* $f:ident : $t:ty),* $(,)? }) => {
         $(#[$m])*
@@ -122,9 +124,6 @@ macro_rules! event_struct {
         #[serde(default)]
         pub struct $name {
             $( $(#[$fm])* #[serde(deserialize_with = "lenient")] pub $f: Option<$t>, )*
-            /// Fields not named above, kept as sent.
-            #[serde(flatten)]
-            pub extra: Map<String, Value>,
         }
     };
 }
@@ -676,6 +675,10 @@ event_struct! {
         trigger: String,
         /// Zone id.
         zone_id: String,
+        /// RSSI zone id (`rssizone` events).
+        rssizone_id: String,
+        /// SDK client id (SDK scans name the client this way).
+        client_id: String,
         /// Object name.
         name: String,
         /// X on the map, m.
@@ -823,13 +826,12 @@ mod tests {
     }
 
     #[test]
-    fn wrong_types_become_none_and_unknown_fields_are_kept() {
+    fn wrong_types_become_none_and_unknown_fields_are_ignored() {
         let ev = obj(json!({"timestamp": "string", "rssi": "string", "mac": 12, "new_field": [1]}));
         let MistEvent::ClientJoin(j) = parse_event("client-join", &ev).unwrap() else { panic!() };
         assert_eq!(j.timestamp, None);
         assert_eq!(j.rssi, None);
         assert_eq!(j.mac.as_deref(), Some("12"));
-        assert_eq!(j.extra.get("new_field"), Some(&json!([1])));
     }
 
     #[test]

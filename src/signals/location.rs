@@ -12,11 +12,14 @@ pub fn location(topic: &str, e: &Location, out: &mut EventOut) {
     opt(&mut out.attrs, attrs::MAP_ID, non_empty(&e.map_id));
     opt(&mut out.attrs, attrs::ZONE_ID, non_empty(&e.zone_id));
     out.consumed = &["map_id", "zone_id"];
-    let client_id = e.extra.get("client_id").and_then(Value::as_str);
-    let who = non_empty(&e.mac).or(non_empty(&e.name)).map(String::as_str).or(client_id).unwrap_or("?");
+    let who = non_empty(&e.mac)
+        .or(non_empty(&e.name))
+        .or(non_empty(&e.client_id))
+        .map(String::as_str)
+        .unwrap_or("?");
     out.body = match (non_empty(&e.trigger), e.x, e.y) {
         (Some(t), _, _) => {
-            let zone = e.zone_id.as_deref().or_else(|| e.extra.get("rssizone_id").and_then(Value::as_str));
+            let zone = non_empty(&e.zone_id).or(non_empty(&e.rssizone_id)).map(String::as_str);
             format!("{topic}: {who} {t} zone {}", zone.unwrap_or("?"))
         }
         (None, Some(x), Some(y)) => {

@@ -34,7 +34,7 @@ use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use traces::{Correlator, Parked, SpanId, TraceId};
 
 pub use config::{SignalsConfig, Temporality};
@@ -93,7 +93,14 @@ pub struct Translator {
     corr: Correlator,
     /// Static attributes of each endpoint seen, for the metrics' resources.
     endpoints: BTreeMap<String, BTreeMap<String, String>>,
+    /// Resources of logs and spans already built, by origin: most deliveries come from a few
+    /// sites, and building one costs a sorted map and an allocation per attribute. Emptied when
+    /// it reaches [`RESOURCE_CACHE_MAX`] or an endpoint's attributes change.
+    resources: HashMap<Origin, Resource>,
 }
+
+/// Most resources the translator keeps built (one per endpoint × org × site × site name).
+const RESOURCE_CACHE_MAX: usize = 4096;
 
 /// Instrumentation scope name on everything the translator emits.
 pub const SCOPE: &str = "mist-otel";
@@ -123,7 +130,7 @@ impl EventOut {
     fn new(topic: &str) -> Self {
         Self {
             severity: Severity::Info,
-            body: format!("{topic} event"),
+            body: [topic, " event"].concat(),
             attrs: Vec::new(),
             consumed: &[],
             decoded: Vec::new(),
@@ -201,6 +208,7 @@ impl Translator {
             metrics: Aggregator::new(cfg),
             corr: Correlator::new(cfg.correlation_capacity, ttl_ns, window_us),
             endpoints: BTreeMap::new(),
+            resources: HashMap::new(),
         }
     }
 
@@ -222,6 +230,10 @@ impl Translator {
             || self.endpoints[input.endpoint] != *input.endpoint_attributes
         {
             self.endpoints.insert(input.endpoint.to_owned(), input.endpoint_attributes.clone());
+            self.resources.clear();
+        }
+        if self.resources.len() >= RESOURCE_CACHE_MAX {
+            self.resources.clear();
         }
         let mut spans: Vec<(Origin, Span)> = Vec::new();
         let expired = self.corr.expire(input.received_at_ns);
@@ -267,18 +279,19 @@ impl Translator {
             logs.push((origin, logs::record(topic, ev, &out, time, input.received_at_ns)));
         }
 
-        let mut resources: BTreeMap<Origin, Resource> = BTreeMap::new();
-        let mut resource_of = |o: &Origin| -> Resource {
+        let cfg = &self.cfg;
+        let resources = &mut self.resources;
+        let mut resource_of = |o: Origin| -> Resource {
             resources
-                .entry(o.clone())
-                .or_insert_with(|| event_resource(&self.cfg, input.endpoint_attributes, o))
+                .entry(o)
+                .or_insert_with_key(|o| event_resource(cfg, input.endpoint_attributes, o))
                 .clone()
         };
         let scope = || Some(InstrumentationScope { name: SCOPE.into(), ..Default::default() });
         let logs = group(logs)
             .into_iter()
             .map(|(o, records)| ResourceLogs {
-                resource: Some(resource_of(&o)),
+                resource: Some(resource_of(o)),
                 scope_logs: vec![ScopeLogs { scope: scope(), log_records: records, ..Default::default() }],
                 ..Default::default()
             })
@@ -286,7 +299,7 @@ impl Translator {
         let spans = group(spans)
             .into_iter()
             .map(|(o, spans)| ResourceSpans {
-                resource: Some(resource_of(&o)),
+                resource: Some(resource_of(o)),
                 scope_spans: vec![ScopeSpans { scope: scope(), spans, ..Default::default() }],
                 ..Default::default()
             })

@@ -187,6 +187,46 @@ fn metric_resources_carry_endpoint_attributes_but_not_site_name() {
     );
 }
 
+#[test]
+fn resources_follow_endpoint_attributes_and_site_names() {
+    let mut t = Translator::new(&SignalsConfig::default());
+    let translate = |t: &mut Translator, site_name: &str, tenant: &str| {
+        let body =
+            json!({"topic": "alarms", "events": [{"org_id": "o", "site_id": "s", "site_name": site_name}]});
+        let env = Envelope::parse(body.to_string().as_bytes()).unwrap();
+        let attrs: BTreeMap<String, String> = [("tenant".to_string(), tenant.to_string())].into();
+        let input =
+            Input { endpoint: "east", endpoint_attributes: &attrs, received_at_ns: RX, envelope: &env };
+        let out = t.translate(&input);
+        let res = out.logs[0].resource.clone().unwrap();
+        let get = |k: &str| res.attributes.iter().find(|kv| kv.key == k).and_then(|kv| kv.value.clone());
+        let s = |v: &str| Some(AnyValue { value: Some(any_value::Value::StringValue(v.into())) });
+        assert_eq!(get("tenant"), s(tenant), "tenant after {site_name}/{tenant}");
+        assert_eq!(get("mist.site.name"), s(site_name), "site name after {site_name}/{tenant}");
+    };
+    // The same origin twice (built, then reused), another site name, then the endpoint's
+    // attributes change under the same origin: each answer must be the current one.
+    translate(&mut t, "HQ", "a");
+    translate(&mut t, "HQ", "a");
+    translate(&mut t, "Annex", "a");
+    translate(&mut t, "HQ", "b");
+}
+
+#[test]
+fn location_bodies_name_rssi_zones_and_sdk_clients() {
+    let body = |r: &LogRecord| match r.body.as_ref().and_then(|b| b.value.as_ref()) {
+        Some(any_value::Value::StringValue(s)) => s.clone(),
+        other => panic!("body {other:?}"),
+    };
+    let r = one("rssizone", json!({"mac": "aa", "trigger": "enter", "rssizone_id": "rz-1"}));
+    assert_eq!(body(&r), "rssizone: aa enter zone rz-1");
+    let r = one("sdkclient-scan-data", json!({"client_id": "c-9", "rssi": -61}));
+    assert_eq!(body(&r), "sdkclient-scan-data: c-9 heard at -61 dBm");
+    // Fields the typed event does not name still reach the record.
+    let r = one("zone", json!({"mac": "aa", "trigger": "exit", "zone_id": "z", "new_field": [1]}));
+    assert!(matches!(attr(&r, "mist.event.new_field"), Some(any_value::Value::ArrayValue(_))));
+}
+
 fn arb_leaf() -> impl Strategy<Value = Value> {
     prop_oneof![
         Just(Value::Null),
