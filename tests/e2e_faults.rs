@@ -181,6 +181,27 @@ async fn permanent_rejection_is_dropped_and_counted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_partial_success_is_counted_and_not_retried() {
+    let rx = Receiver::start();
+    rx.fail_next(&[Fault::Partial { rejected: 2 }]);
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &server_env(&rx.grpc_url(), "grpc", &[]), &[]);
+    let sent = send(&server, 1_700_450_000, 0, 1, 3).await;
+    // The request carrying the refusal arrived whole (encoded once, decoded by tonic here).
+    wait_all(&rx, &sent, || server.logs());
+    wait_metric(
+        &server,
+        "mist_otel_export_dropped_items_total{signal=\"logs\",reason=\"partial_success\"}",
+        2.0,
+    )
+    .await;
+    let logs_attempts = rx.with(|r| r.attempts.iter().filter(|a| a.signal == "logs").count());
+    assert_eq!(logs_attempts, 1, "a partial success is not retried");
+    let logs = server.logs();
+    assert!(logs.contains(otlp_support::PARTIAL_MESSAGE), "the backend's explanation is logged:\n{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_after_200_then_restart_delivers_everything() {
     // Both sync policies: `interval` (default) answers after the write into the OS, `always`
     // after the fdatasync; a kill -9 must lose nothing with either.

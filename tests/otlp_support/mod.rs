@@ -12,18 +12,20 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
-use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::trace::v1::Span;
@@ -46,6 +48,8 @@ pub enum Fault {
     BadRequest,
     /// Wait, then accept.
     Slow(Duration),
+    /// Accept, answering that `rejected` items were refused (`partial_success`; gRPC only).
+    Partial { rejected: i64 },
 }
 
 /// Which transport a request came over.
@@ -342,9 +346,12 @@ fn grpc_fault(f: Fault) -> tonic::Status {
             mist_otel::export::otlp_grpc::retry_info_details(Duration::from_secs(retry_after_secs)).into(),
         ),
         Fault::BadRequest => tonic::Status::invalid_argument("test receiver rejects this"),
-        Fault::Slow(_) => unreachable!("slow faults are served by sleeping"),
+        Fault::Slow(_) | Fault::Partial { .. } => unreachable!("served by accepting"),
     }
 }
+
+/// The explanation sent with a [`Fault::Partial`] answer.
+pub const PARTIAL_MESSAGE: &str = "test receiver refused some items";
 
 fn metadata(m: &tonic::metadata::MetadataMap) -> BTreeMap<String, String> {
     m.clone()
@@ -363,12 +370,18 @@ impl LogsService for Svc {
         &self,
         req: tonic::Request<ExportLogsServiceRequest>,
     ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
-        if let Some(f) = next_fault(&self.0, "logs").await {
-            return Err(grpc_fault(f));
-        }
+        let rejected = match next_fault(&self.0, "logs").await {
+            Some(Fault::Partial { rejected }) => Some(rejected),
+            Some(f) => return Err(grpc_fault(f)),
+            None => None,
+        };
         let h = metadata(req.metadata());
         self.0.lock().unwrap().logs.push((Transport::Grpc, h, req.into_inner()));
-        Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
+        let partial_success = rejected.map(|n| ExportLogsPartialSuccess {
+            rejected_log_records: n,
+            error_message: PARTIAL_MESSAGE.into(),
+        });
+        Ok(tonic::Response::new(ExportLogsServiceResponse { partial_success }))
     }
 }
 
@@ -378,12 +391,18 @@ impl MetricsService for Svc {
         &self,
         req: tonic::Request<ExportMetricsServiceRequest>,
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-        if let Some(f) = next_fault(&self.0, "metrics").await {
-            return Err(grpc_fault(f));
-        }
+        let rejected = match next_fault(&self.0, "metrics").await {
+            Some(Fault::Partial { rejected }) => Some(rejected),
+            Some(f) => return Err(grpc_fault(f)),
+            None => None,
+        };
         let h = metadata(req.metadata());
         self.0.lock().unwrap().metrics.push((Transport::Grpc, h, req.into_inner()));
-        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+        let partial_success = rejected.map(|n| ExportMetricsPartialSuccess {
+            rejected_data_points: n,
+            error_message: PARTIAL_MESSAGE.into(),
+        });
+        Ok(tonic::Response::new(ExportMetricsServiceResponse { partial_success }))
     }
 }
 
@@ -393,12 +412,16 @@ impl TraceService for Svc {
         &self,
         req: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        if let Some(f) = next_fault(&self.0, "traces").await {
-            return Err(grpc_fault(f));
-        }
+        let rejected = match next_fault(&self.0, "traces").await {
+            Some(Fault::Partial { rejected }) => Some(rejected),
+            Some(f) => return Err(grpc_fault(f)),
+            None => None,
+        };
         let h = metadata(req.metadata());
         self.0.lock().unwrap().traces.push((Transport::Grpc, h, req.into_inner()));
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+        let partial_success = rejected
+            .map(|n| ExportTracePartialSuccess { rejected_spans: n, error_message: PARTIAL_MESSAGE.into() });
+        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success }))
     }
 }
 
@@ -414,6 +437,10 @@ fn http_fault(f: Fault) -> Response {
         }
         Fault::BadRequest => (StatusCode::BAD_REQUEST, "bad").into_response(),
         Fault::Slow(_) => unreachable!("slow faults are served by sleeping"),
+        Fault::Partial { .. } => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "the test receiver answers partial success over gRPC only")
+                .into_response()
+        }
     }
 }
 
