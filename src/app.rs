@@ -205,10 +205,73 @@ pub async fn start_with_producers(
 /// Request ids: taken from `X-Request-Id` or generated, and echoed back. The handler puts the id
 /// (and the peer) on every line it logs about a request.
 fn with_request_ids(router: axum::Router) -> axum::Router {
-    use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+    use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
     let header = axum::http::HeaderName::from_static("x-request-id");
     // Layers wrap outside-in: the id is set first, then echoed on the response.
     router
         .layer(PropagateRequestIdLayer::new(header.clone()))
-        .layer(SetRequestIdLayer::new(header, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(header, RequestIds::new()))
+}
+
+/// Request ids shaped as UUIDv4 text: 64 random bits drawn once per process, then a 48-bit
+/// counter. Unique within a process and across restarts (with overwhelming odds), without the
+/// `getrandom` system call per request that `tower_http`'s `MakeRequestUuid` makes.
+#[derive(Clone)]
+struct RequestIds {
+    base: u64,
+    next: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        // std seeds every RandomState from the OS's random source.
+        let base = std::collections::hash_map::RandomState::new().build_hasher().finish();
+        Self { base, next: Arc::new(std::sync::atomic::AtomicU64::new(0)) }
+    }
+}
+
+impl tower_http::request_id::MakeRequestId for RequestIds {
+    fn make_request_id<B>(
+        &mut self,
+        _: &axum::http::Request<B>,
+    ) -> Option<tower_http::request_id::RequestId> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) & 0xffff_ffff_ffff;
+        let b = self.base;
+        // xxxxxxxx-xxxx-4xxx-[89ab]xxx-<counter>: version 4, RFC 4122 variant.
+        let id = format!(
+            "{:08x}-{:04x}-{:04x}-{:04x}-{n:012x}",
+            b >> 32,
+            (b >> 16) & 0xffff,
+            0x4000 | ((b >> 4) & 0x0fff),
+            0x8000 | ((b & 0xf) << 10),
+        );
+        axum::http::HeaderValue::from_str(&id).ok().map(tower_http::request_id::RequestId::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RequestIds;
+    use tower_http::request_id::MakeRequestId;
+
+    #[test]
+    fn request_ids_are_distinct_uuid_v4_text() {
+        let mut ids = RequestIds::new();
+        let mut other = RequestIds::new();
+        let req = axum::http::Request::new(());
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            let id = ids.make_request_id(&req).expect("an id");
+            let text = id.header_value().to_str().expect("ASCII").to_owned();
+            let parts: Vec<&str> = text.split('-').collect();
+            assert_eq!(parts.iter().map(|p| p.len()).collect::<Vec<_>>(), [8, 4, 4, 4, 12], "{text}");
+            assert!(text.chars().all(|c| c == '-' || c.is_ascii_hexdigit()), "{text}");
+            assert!(parts[2].starts_with('4') && "89ab".contains(&parts[3][..1]), "{text}");
+            assert!(seen.insert(text), "duplicate id");
+        }
+        // Another generator (another process, in effect) starts elsewhere.
+        let first_other = other.make_request_id(&req).expect("an id");
+        assert!(!seen.contains(first_other.header_value().to_str().expect("ASCII")));
+    }
 }

@@ -205,57 +205,74 @@ impl Observer for StatusBoard {
     fn observe(&self, endpoint: &str, topic: Option<&str>, status: u16, events: usize, reason: Option<&str>) {
         let at_ms = now_ms();
         let ok = (200..300).contains(&status);
-        let outcome = match (ok, reason) {
-            (true, _) => "verified".to_owned(),
-            (false, Some(r)) => format!("rejected: {r}"),
-            (false, None) => format!("rejected: HTTP {status}"),
-        };
-        let mut inner = self.lock();
-        let key = topic.unwrap_or(UNPARSED);
-        let key = if inner.topics.contains_key(key) || inner.topics.len() < MAX_TOPICS {
-            key.to_owned()
-        } else {
-            "other".to_owned()
-        };
-        let row = inner.topics.entry(key).or_default();
-        if ok {
-            row.accepted += 1;
-            row.events += events as u64;
-        } else {
-            row.rejected += 1;
-        }
-        row.last_outcome = outcome.clone();
-        row.last_at_ms = at_ms;
-        if inner.deliveries.len() == RECENT_DELIVERIES {
-            inner.deliveries.pop_front();
-        }
-        inner.deliveries.push_back(DeliveryRecord {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        // This runs for every request: once the ring is full, the oldest record is reused, its
+        // strings keeping their capacity, so a steady stream allocates nothing here.
+        let recycled =
+            if inner.deliveries.len() >= RECENT_DELIVERIES { inner.deliveries.pop_front() } else { None };
+        let mut rec = recycled.unwrap_or_else(|| DeliveryRecord {
             at_ms,
-            endpoint: endpoint.to_owned(),
-            topic: topic.map(str::to_owned),
+            endpoint: String::new(),
+            topic: None,
             status,
             events,
-            outcome,
+            outcome: String::new(),
         });
+        rec.at_ms = at_ms;
+        rec.status = status;
+        rec.events = events;
+        overwrite(&mut rec.endpoint, endpoint);
+        match (topic, &mut rec.topic) {
+            (Some(t), Some(kept)) => overwrite(kept, t),
+            (t, slot) => *slot = t.map(str::to_owned),
+        }
+        rec.outcome.clear();
+        let _ = match (ok, reason) {
+            (true, _) => rec.outcome.write_str("verified"),
+            (false, Some(r)) => write!(rec.outcome, "rejected: {r}"),
+            (false, None) => write!(rec.outcome, "rejected: HTTP {status}"),
+        };
+        let key = topic.unwrap_or(UNPARSED);
+        let key =
+            if inner.topics.contains_key(key) || inner.topics.len() < MAX_TOPICS { key } else { "other" };
+        if !inner.topics.contains_key(key) {
+            inner.topics.insert(key.to_owned(), TopicStats::default());
+        }
+        if let Some(row) = inner.topics.get_mut(key) {
+            if ok {
+                row.accepted += 1;
+                row.events += events as u64;
+            } else {
+                row.rejected += 1;
+            }
+            overwrite(&mut row.last_outcome, &rec.outcome);
+            row.last_at_ms = at_ms;
+        }
+        inner.deliveries.push_back(rec);
     }
 
     fn accepted(&self, endpoint: &str, _topic: &str, body: &Bytes, received_at_ns: u64) {
         let mut inner = self.lock();
         if self.tail.receiver_count() == 0 {
-            // Nobody watches live: keep the body for later, within a byte and count bound.
-            inner.pending_bytes += body.len();
-            inner.pending.push_back(PendingDelivery {
-                endpoint: endpoint.to_owned(),
-                received_at_ns,
-                body: body.clone(),
-            });
-            while inner.pending.len() > RECENT_EVENTS
-                || (inner.pending_bytes > PENDING_BYTES && inner.pending.len() > 1)
+            // Nobody watches live: keep the body for later, within a byte and count bound
+            // (making room first, so the oldest entry's endpoint string can be reused).
+            let mut endpoint_buf = String::new();
+            while inner.pending.len() >= RECENT_EVENTS
+                || (!inner.pending.is_empty() && inner.pending_bytes + body.len() > PENDING_BYTES)
             {
                 if let Some(old) = inner.pending.pop_front() {
                     inner.pending_bytes -= old.body.len();
+                    endpoint_buf = old.endpoint;
                 }
             }
+            overwrite(&mut endpoint_buf, endpoint);
+            inner.pending_bytes += body.len();
+            inner.pending.push_back(PendingDelivery {
+                endpoint: endpoint_buf,
+                received_at_ns,
+                body: body.clone(),
+            });
             return;
         }
         inner.drain_pending();
@@ -265,6 +282,12 @@ impl Observer for StatusBoard {
             let _ = self.tail.send(item);
         }
     }
+}
+
+/// Replaces a string's content, keeping its allocation.
+fn overwrite(s: &mut String, with: &str) {
+    s.clear();
+    s.push_str(with);
 }
 
 /// Fields that say most about an event, shown first in its summary.
@@ -666,6 +689,51 @@ mod tests {
         }
         assert!(b.topics().len() <= MAX_TOPICS + 1);
         assert_eq!(b.deliveries().len(), RECENT_DELIVERIES);
+    }
+
+    #[test]
+    fn reused_records_carry_only_the_latest_request() {
+        let b = StatusBoard::new();
+        for i in 0..RECENT_DELIVERIES {
+            b.observe("a-long-endpoint-name", Some("client-sessions"), 200, i, None);
+        }
+        // The ring is full: these reuse the oldest records, whose strings are longer.
+        b.observe("e", None, 401, 0, Some("bad"));
+        b.observe("e2", Some("x"), 503, 2, None);
+        let d = b.deliveries();
+        assert_eq!(d.len(), RECENT_DELIVERIES);
+        assert_eq!((d[0].endpoint.as_str(), d[0].topic.as_deref(), d[0].status), ("e2", Some("x"), 503));
+        assert_eq!((d[0].events, d[0].outcome.as_str()), (2, "rejected: HTTP 503"));
+        assert_eq!(
+            (d[1].endpoint.as_str(), d[1].topic.as_deref(), d[1].outcome.as_str()),
+            ("e", None, "rejected: bad")
+        );
+        assert_eq!((d[2].events, d[2].outcome.as_str()), (RECENT_DELIVERIES - 1, "verified"));
+        assert_eq!(b.topics()["x"].last_outcome, "rejected: HTTP 503");
+        assert_eq!(b.topics()["client-sessions"].last_outcome, "verified");
+    }
+
+    #[test]
+    fn kept_bodies_stay_within_their_bounds_and_endpoints() {
+        let b = StatusBoard::new();
+        let body = Bytes::from_static(br#"{"topic":"alarms","events":[{"type":"x"}]}"#);
+        for i in 0..(RECENT_EVENTS + 5) {
+            b.accepted(if i % 2 == 0 { "even-endpoint" } else { "odd" }, "alarms", &body, i as u64);
+        }
+        {
+            let inner = b.lock();
+            assert_eq!(inner.pending.len(), RECENT_EVENTS);
+            assert_eq!(inner.pending_bytes, RECENT_EVENTS * body.len());
+            // Oldest kept is delivery 5 (odd), newest RECENT_EVENTS + 4 (even).
+            assert_eq!((inner.pending[0].endpoint.as_str(), inner.pending[0].received_at_ns), ("odd", 5));
+            let last = &inner.pending[RECENT_EVENTS - 1];
+            assert_eq!(last.endpoint, "even-endpoint");
+        }
+        // One body larger than the byte bound is kept alone.
+        let big = Bytes::from(vec![b' '; PENDING_BYTES + 1]);
+        b.accepted("big", "alarms", &big, 0);
+        let inner = b.lock();
+        assert_eq!((inner.pending.len(), inner.pending_bytes), (1, big.len()));
     }
 
     #[test]
