@@ -168,7 +168,9 @@ enum Sent {
 
 #[derive(Default)]
 struct Pending<T> {
-    items: Vec<T>,
+    /// Groups with their encoded sizes (measured once, here: the size is a walk of the whole
+    /// group, and splitting into requests needs it again).
+    items: Vec<(T, usize)>,
     count: usize,
     bytes: usize,
     since: Option<Instant>,
@@ -194,15 +196,16 @@ impl Records for ResourceSpans {
 impl<T: Records> Pending<T> {
     /// Queues a group, counting its records and bytes; the batch delay runs from the first.
     fn push(&mut self, item: T, now: Instant) {
+        let size = item.encoded_len();
         self.count += item.records();
-        self.bytes += item.encoded_len();
+        self.bytes += size;
         self.since.get_or_insert(now);
-        self.items.push(item);
+        self.items.push((item, size));
     }
 }
 
 impl<T> Pending<T> {
-    fn take(&mut self) -> Vec<T> {
+    fn take(&mut self) -> Vec<(T, usize)> {
         self.count = 0;
         self.bytes = 0;
         self.since = None;
@@ -576,17 +579,19 @@ pub fn backoff(cfg: &ExportConfig, attempt: u32, server: Option<Duration>) -> Du
 /// Breaks each resource group larger than `max_bytes` into several with the same resource and
 /// scope, a share of the records each, so one large delivery (up to `ingest.max_body_bytes`)
 /// never becomes a request over the backend's message limit — which would be refused for good.
-fn chop_logs(items: Vec<ResourceLogs>, max_bytes: usize) -> Vec<ResourceLogs> {
+fn chop_logs(items: Vec<(ResourceLogs, usize)>, max_bytes: usize) -> Vec<(ResourceLogs, usize)> {
     let mut out = Vec::with_capacity(items.len());
-    for mut rl in items {
-        if rl.encoded_len() <= max_bytes {
-            out.push(rl);
+    for (mut rl, size) in items {
+        if size <= max_bytes {
+            out.push((rl, size));
             continue;
         }
         for mut sl in std::mem::take(&mut rl.scope_logs) {
-            for chunk in split_by_bytes(std::mem::take(&mut sl.log_records), max_bytes * 3 / 4) {
+            for chunk in split_by_bytes(sized(std::mem::take(&mut sl.log_records)), max_bytes * 3 / 4) {
                 let scope = ScopeLogs { log_records: chunk, ..sl.clone() };
-                out.push(ResourceLogs { scope_logs: vec![scope], ..rl.clone() });
+                let part = ResourceLogs { scope_logs: vec![scope], ..rl.clone() };
+                let size = part.encoded_len();
+                out.push((part, size));
             }
         }
     }
@@ -594,31 +599,43 @@ fn chop_logs(items: Vec<ResourceLogs>, max_bytes: usize) -> Vec<ResourceLogs> {
 }
 
 /// [`chop_logs`] for spans.
-fn chop_spans(items: Vec<ResourceSpans>, max_bytes: usize) -> Vec<ResourceSpans> {
+fn chop_spans(items: Vec<(ResourceSpans, usize)>, max_bytes: usize) -> Vec<(ResourceSpans, usize)> {
     let mut out = Vec::with_capacity(items.len());
-    for mut rs in items {
-        if rs.encoded_len() <= max_bytes {
-            out.push(rs);
+    for (mut rs, size) in items {
+        if size <= max_bytes {
+            out.push((rs, size));
             continue;
         }
         for mut ss in std::mem::take(&mut rs.scope_spans) {
-            for chunk in split_by_bytes(std::mem::take(&mut ss.spans), max_bytes * 3 / 4) {
+            for chunk in split_by_bytes(sized(std::mem::take(&mut ss.spans)), max_bytes * 3 / 4) {
                 let scope = ScopeSpans { spans: chunk, ..ss.clone() };
-                out.push(ResourceSpans { scope_spans: vec![scope], ..rs.clone() });
+                let part = ResourceSpans { scope_spans: vec![scope], ..rs.clone() };
+                let size = part.encoded_len();
+                out.push((part, size));
             }
         }
     }
     out
 }
 
+/// Pairs each item with its encoded size.
+fn sized<T: Message>(items: Vec<T>) -> Vec<(T, usize)> {
+    items
+        .into_iter()
+        .map(|i| {
+            let n = i.encoded_len();
+            (i, n)
+        })
+        .collect()
+}
+
 /// Splits a batch into requests of at most `max_bytes` encoded bytes each (a single group
 /// larger than that goes alone), so one large delivery cannot push a request past the backend's
 /// message limit together with others.
-fn split_by_bytes<T: Message>(items: Vec<T>, max_bytes: usize) -> Vec<Vec<T>> {
+fn split_by_bytes<T>(items: Vec<(T, usize)>, max_bytes: usize) -> Vec<Vec<T>> {
     let mut out: Vec<Vec<T>> = Vec::new();
     let mut size = 0;
-    for item in items {
-        let n = item.encoded_len();
+    for (item, n) in items {
         match out.last_mut() {
             Some(last) if size + n <= max_bytes => last.push(item),
             _ => {
@@ -706,7 +723,7 @@ mod tests {
         };
         let items: Vec<ResourceLogs> = (1..=30).map(rl).collect();
         let total: usize = items.iter().map(|i| i.encoded_len()).sum();
-        let parts = split_by_bytes(items.clone(), 1024);
+        let parts = split_by_bytes(sized(items.clone()), 1024);
         assert!(parts.len() > 1);
         for p in &parts {
             let size: usize = p.iter().map(|i| i.encoded_len()).sum();
@@ -714,7 +731,7 @@ mod tests {
         }
         let flat: Vec<ResourceLogs> = parts.into_iter().flatten().collect();
         assert_eq!(flat, items);
-        assert_eq!(split_by_bytes(items, total).len(), 1);
+        assert_eq!(split_by_bytes(sized(items), total).len(), 1);
     }
 
     #[test]
@@ -733,7 +750,7 @@ mod tests {
         };
         let small = ResourceLogs { scope_logs: vec![ScopeLogs::default()], ..Default::default() };
         let max = 64 * 1024;
-        let parts = split_by_bytes(chop_logs(vec![small.clone(), big], max), max);
+        let parts = split_by_bytes(chop_logs(sized(vec![small.clone(), big]), max), max);
         for p in &parts {
             let size: usize = p.iter().map(|i| i.encoded_len()).sum();
             assert!(size <= max, "request of {size} bytes");
