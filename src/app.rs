@@ -213,12 +213,15 @@ fn with_request_ids(router: axum::Router) -> axum::Router {
         .layer(SetRequestIdLayer::new(header, RequestIds::new()))
 }
 
-/// Request ids shaped as UUIDv4 text: 64 random bits drawn once per process, then a 48-bit
+/// Request ids shaped as UUIDv4 text: 74 random bits drawn once per process, then a 48-bit
 /// counter. Unique within a process and across restarts (with overwhelming odds), without the
-/// `getrandom` system call per request that `tower_http`'s `MakeRequestUuid` makes.
+/// `getrandom` system call per request that `tower_http`'s `MakeRequestUuid` makes. They
+/// count up, so they are guessable: they identify requests in logs, they are not secrets.
 #[derive(Clone)]
 struct RequestIds {
     base: u64,
+    /// 10 more random bits, for the fourth group.
+    base2: u64,
     next: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -226,8 +229,8 @@ impl RequestIds {
     fn new() -> Self {
         use std::hash::{BuildHasher, Hasher};
         // std seeds every RandomState from the OS's random source.
-        let base = std::collections::hash_map::RandomState::new().build_hasher().finish();
-        Self { base, next: Arc::new(std::sync::atomic::AtomicU64::new(0)) }
+        let random = || std::collections::hash_map::RandomState::new().build_hasher().finish();
+        Self { base: random(), base2: random(), next: Arc::new(std::sync::atomic::AtomicU64::new(0)) }
     }
 }
 
@@ -244,7 +247,7 @@ impl tower_http::request_id::MakeRequestId for RequestIds {
             b >> 32,
             (b >> 16) & 0xffff,
             0x4000 | ((b >> 4) & 0x0fff),
-            0x8000 | ((b & 0xf) << 10),
+            0x8000 | ((b & 0xf) << 10) | (self.base2 & 0x3ff),
         );
         axum::http::HeaderValue::from_str(&id).ok().map(tower_http::request_id::RequestId::new)
     }

@@ -147,6 +147,46 @@ fn auth_without_join_becomes_its_own_trace_after_the_window() {
 }
 
 #[test]
+fn a_span_released_by_another_endpoint_keeps_its_own_endpoint_resource() {
+    let translate_on = |t: &mut Translator, endpoint: &str, env: &Envelope, at: u64| {
+        let attrs: BTreeMap<String, String> = [("tenant".to_string(), format!("tenant-{endpoint}"))].into();
+        t.translate(&Input { endpoint, endpoint_attributes: &attrs, received_at_ns: at, envelope: env })
+    };
+    let attr = |r: &Option<opentelemetry_proto::tonic::resource::v1::Resource>, key: &str| {
+        r.as_ref()
+            .and_then(|r| r.attributes.iter().find(|kv| kv.key == key))
+            .and_then(|kv| kv.value.as_ref())
+            .and_then(|v| match &v.value {
+                Some(opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s)) => {
+                    Some(s.clone())
+                }
+                _ => None,
+            })
+    };
+    // Every resource must carry the tenant of the endpoint it names.
+    let consistent = |out: &Translated| {
+        let resources = out.logs.iter().map(|r| &r.resource).chain(out.spans.iter().map(|r| &r.resource));
+        for r in resources {
+            let endpoint = attr(r, "mist.webhook.endpoint").expect("endpoint attribute");
+            assert_eq!(attr(r, "tenant"), Some(format!("tenant-{endpoint}")), "{r:?}");
+        }
+    };
+    let mut t = Translator::new(&SignalsConfig::default());
+    // Endpoint `a` parks a permit; endpoint `b`'s delivery, after the window, releases it.
+    let first = translate_on(&mut t, "a", &scenario("client-roam")[0], T0);
+    consistent(&first);
+    let later = translate_on(&mut t, "b", &scenario("ap-down-up")[0], T0 + 200_000_000_000);
+    consistent(&later);
+    let auth = later
+        .spans
+        .iter()
+        .find(|r| r.scope_spans.iter().any(|s| s.spans.iter().any(|s| s.name == "mist.nac.auth")));
+    assert_eq!(attr(&auth.expect("the released permit").resource, "tenant").as_deref(), Some("tenant-a"));
+    // And `a`'s next delivery (same origin: a cached resource) still carries `a`'s tenant.
+    consistent(&translate_on(&mut t, "a", &scenario("client-roam")[0], T0 + 201_000_000_000));
+}
+
+#[test]
 fn parked_auth_is_released_at_shutdown_with_the_same_trace_as_after_the_window() {
     let envs = scenario("client-roam");
     let mut t = Translator::new(&SignalsConfig::default());

@@ -1,4 +1,4 @@
-//! OTLP/gRPC exporter (a tonic client sending each request encoded once, with
+//! OTLP/gRPC exporter (a tonic client sending each request as encoded bytes, with
 //! `opentelemetry-proto`'s messages and the OTLP services' method paths).
 //!
 //! Status codes follow the OTLP specification: `CANCELLED`, `DEADLINE_EXCEEDED`, `ABORTED`,
@@ -74,8 +74,10 @@ impl GrpcExporter {
 
     /// Sends one request.
     ///
-    /// The payload is encoded here, once, and sent as bytes: the generated clients take the
-    /// message by value, so a retryable send would cost a deep copy of every record first.
+    /// The payload is encoded here (once per attempt) and sent as bytes: the generated clients
+    /// take the message by value, so every attempt would first cost a deep copy of every
+    /// record. A channel that is not ready answers UNAVAILABLE (retried: the deliveries stay
+    /// on disk) rather than the generated clients' UNKNOWN (dropped for good).
     pub async fn export(&self, payload: &Payload) -> Result<Accepted, ExportError> {
         let mut grpc = tonic::client::Grpc::new(self.channel.clone()).max_decoding_message_size(16 << 20);
         if self.gzip {

@@ -280,11 +280,17 @@ impl Translator {
         }
 
         let cfg = &self.cfg;
+        let endpoints = &self.endpoints;
         let resources = &mut self.resources;
+        let empty = BTreeMap::new();
         let mut resource_of = |o: Origin| -> Resource {
             resources
                 .entry(o)
-                .or_insert_with_key(|o| event_resource(cfg, input.endpoint_attributes, o))
+                .or_insert_with_key(|o| {
+                    // The origin's own endpoint, not necessarily this delivery's: a span parked
+                    // by another endpoint's event can be released here.
+                    event_resource(cfg, endpoints.get(&o.0.endpoint).unwrap_or(&empty), o)
+                })
                 .clone()
         };
         let scope = || Some(InstrumentationScope { name: SCOPE.into(), ..Default::default() });
