@@ -4,7 +4,7 @@
 //! unauthenticated sender cannot make the server parse JSON.
 
 use super::config::IngestConfig;
-use super::metrics::{EndpointLabels, IngestMetrics, SigFailLabels, SigMatchLabels, TopicLabels};
+use super::metrics::{IngestMetrics, SigFailLabels};
 use super::ratelimit::RateLimiter;
 use super::server::PeerAddr;
 use super::signature::{self, HEADER_V1, HEADER_V2, Rejection, Verdict};
@@ -201,15 +201,12 @@ async fn receive(st: &IngestState, name: &str, req: Request<Body>) -> Response {
     // 2. Signature over the raw bytes.
     let verdict = verify(ep, &parts.headers, &body);
     let (scheme, index) = match verdict {
-        Verdict::V2(i) => ("v2", i.to_string()),
-        Verdict::V1(i) => ("v1", i.to_string()),
-        Verdict::Unsigned => ("unsigned", "none".to_string()),
+        Verdict::V2(i) => ("v2", Some(i)),
+        Verdict::V1(i) => ("v1", Some(i)),
+        Verdict::Unsigned => ("unsigned", None),
         Verdict::Rejected(r) => return unauthorized(st, name, r, &parts),
     };
-    st.metrics
-        .signature_matches
-        .get_or_create(&SigMatchLabels { endpoint: name.into(), scheme: scheme.into(), secret_index: index })
-        .inc();
+    st.metrics.signature_match(name, scheme, index);
 
     // 3. Envelope. A validation pass suffices (same verdict as the full parse, no per-field
     // allocation); the pipeline parses in full later, and the status page only when viewed.
@@ -222,7 +219,7 @@ async fn receive(st: &IngestState, name: &str, req: Request<Body>) -> Response {
             return json_error(StatusCode::BAD_REQUEST, &msg);
         }
     };
-    let topic = topic_label(&summary.topic).to_owned();
+    let topic = topic_label(&summary.topic);
     let n_events = summary.events;
 
     // 4. Buffer (durable once the export work lands); answer 200 only after it is kept.
@@ -230,7 +227,7 @@ async fn receive(st: &IngestState, name: &str, req: Request<Body>) -> Response {
         match st.buffer.append(name, received_at_ns, body.clone()).await {
             Ok(_) => {}
             Err(AppendError::Full) => {
-                st.metrics.outcome(name, &topic, "busy");
+                st.metrics.outcome(name, topic, "busy");
                 st.observe(
                     name,
                     Some(&summary.topic),
@@ -245,7 +242,7 @@ async fn receive(st: &IngestState, name: &str, req: Request<Body>) -> Response {
             Err(e) => {
                 let (request_id, peer) = request_context(&parts);
                 tracing::error!(endpoint = name, request_id, %peer, error = %e, "cannot store delivery");
-                st.metrics.outcome(name, &topic, "error");
+                st.metrics.outcome(name, topic, "error");
                 st.observe(
                     name,
                     Some(&summary.topic),
@@ -260,12 +257,7 @@ async fn receive(st: &IngestState, name: &str, req: Request<Body>) -> Response {
             }
         }
     }
-    st.metrics.outcome(name, &topic, "accepted");
-    st.metrics.bytes.get_or_create(&EndpointLabels { endpoint: name.into() }).inc_by(body.len() as u64);
-    st.metrics
-        .events
-        .get_or_create(&TopicLabels { endpoint: name.into(), topic: topic.clone() })
-        .inc_by(n_events as u64);
+    st.metrics.accepted(name, topic, body.len() as u64, n_events as u64);
     st.observe(name, Some(&summary.topic), StatusCode::OK, n_events, None);
     for o in st.observers.iter() {
         o.accepted(name, &summary.topic, &body, received_at_ns);

@@ -5,6 +5,8 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 
 /// Labels of a request outcome.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -70,6 +72,21 @@ pub struct IngestMetrics {
     pub connections: Gauge,
     /// Requests refused by the per-source rate limit.
     pub rate_limited: Counter,
+    /// Handles on the counters every accepted delivery bumps, by endpoint (see
+    /// [`IngestMetrics::accepted`]).
+    hot: Arc<RwLock<HashMap<String, HotCounters>>>,
+}
+
+/// One endpoint's counters on the accepted path. A prometheus_client counter is a shared
+/// handle, so these are the very series the registry exports; keeping them saves building,
+/// hashing and dropping four label sets of `String`s per delivery.
+#[derive(Default)]
+struct HotCounters {
+    bytes: Option<Counter>,
+    /// `requests{outcome="accepted"}` and `events`, by topic label.
+    topics: HashMap<&'static str, (Counter, Counter)>,
+    /// Signature matches by scheme and secret index.
+    matches: HashMap<(&'static str, Option<usize>), Counter>,
 }
 
 impl IngestMetrics {
@@ -103,6 +120,66 @@ impl IngestMetrics {
     }
 
     /// Counts one request outcome.
+    /// Counts an accepted delivery: `requests{outcome="accepted"}`, `bytes` and `events`.
+    /// `topic` is a topic label (a known topic or `other`), so the cache stays bounded by the
+    /// configured endpoints × known topics.
+    pub fn accepted(&self, endpoint: &str, topic: &'static str, bytes: u64, events: u64) {
+        let found = self.with_hot(endpoint, |hot| match (&hot.bytes, hot.topics.get(topic)) {
+            (Some(b), Some((r, e))) => {
+                b.inc_by(bytes);
+                r.inc();
+                e.inc_by(events);
+                true
+            }
+            _ => false,
+        });
+        if found {
+            return;
+        }
+        let labels = |t: &str| RequestLabels {
+            endpoint: endpoint.into(),
+            topic: t.into(),
+            outcome: "accepted".into(),
+        };
+        let b = self.bytes.get_or_create(&EndpointLabels { endpoint: endpoint.into() }).clone();
+        let r = self.requests.get_or_create(&labels(topic)).clone();
+        let e = self
+            .events
+            .get_or_create(&TopicLabels { endpoint: endpoint.into(), topic: topic.into() })
+            .clone();
+        b.inc_by(bytes);
+        r.inc();
+        e.inc_by(events);
+        let mut map = self.hot.write().unwrap_or_else(PoisonError::into_inner);
+        let hot = map.entry(endpoint.to_owned()).or_default();
+        hot.bytes = Some(b);
+        hot.topics.insert(topic, (r, e));
+    }
+
+    /// Counts a verified signature by scheme (`v2`, `v1`, `unsigned`) and the index of the
+    /// secret that matched (`none` for unsigned).
+    pub fn signature_match(&self, endpoint: &str, scheme: &'static str, index: Option<usize>) {
+        if self.with_hot(endpoint, |hot| hot.matches.get(&(scheme, index)).map(Counter::inc).is_some()) {
+            return;
+        }
+        let labels = SigMatchLabels {
+            endpoint: endpoint.into(),
+            scheme: scheme.into(),
+            secret_index: index.map_or_else(|| "none".to_owned(), |i| i.to_string()),
+        };
+        let c = self.signature_matches.get_or_create(&labels).clone();
+        c.inc();
+        let mut map = self.hot.write().unwrap_or_else(PoisonError::into_inner);
+        map.entry(endpoint.to_owned()).or_default().matches.insert((scheme, index), c);
+    }
+
+    /// Runs `f` on the endpoint's cached counters, if it has any; false otherwise.
+    fn with_hot(&self, endpoint: &str, f: impl FnOnce(&HotCounters) -> bool) -> bool {
+        let map = self.hot.read().unwrap_or_else(PoisonError::into_inner);
+        map.get(endpoint).is_some_and(f)
+    }
+
+    /// Counts a request by outcome (the paths other than an accepted delivery).
     pub fn outcome(&self, endpoint: &str, topic: &str, outcome: &str) {
         self.requests
             .get_or_create(&RequestLabels {
@@ -111,5 +188,55 @@ impl IngestMetrics {
                 outcome: outcome.into(),
             })
             .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exposition(registry: &Registry) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, registry).expect("encodes");
+        text
+    }
+
+    fn value(text: &str, series: &str) -> Option<f64> {
+        text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    #[test]
+    fn cached_counters_are_the_exported_series() {
+        let mut registry = Registry::default();
+        let m = IngestMetrics::register(&mut registry);
+        // The first call per endpoint and topic fills the cache, later ones use it.
+        m.accepted("default", "alarms", 100, 2);
+        m.accepted("default", "alarms", 50, 1);
+        m.accepted("default", "other", 7, 3);
+        m.accepted("east", "alarms", 1, 1);
+        m.signature_match("default", "v2", Some(1));
+        m.signature_match("default", "v2", Some(1));
+        m.signature_match("default", "unsigned", None);
+        let t = exposition(&registry);
+        let get = |s: &str| value(&t, s).unwrap_or_else(|| panic!("{s} missing in\n{t}"));
+        assert_eq!(get(r#"ingest_bytes_total{endpoint="default"}"#), 157.0);
+        assert_eq!(get(r#"ingest_bytes_total{endpoint="east"}"#), 1.0);
+        assert_eq!(get(r#"ingest_events_total{endpoint="default",topic="alarms"}"#), 3.0);
+        assert_eq!(get(r#"ingest_events_total{endpoint="default",topic="other"}"#), 3.0);
+        assert_eq!(
+            get(r#"ingest_requests_total{endpoint="default",topic="alarms",outcome="accepted"}"#),
+            2.0
+        );
+        assert_eq!(get(r#"ingest_requests_total{endpoint="east",topic="alarms",outcome="accepted"}"#), 1.0);
+        assert_eq!(
+            get(r#"ingest_signature_matches_total{endpoint="default",scheme="v2",secret_index="1"}"#),
+            2.0
+        );
+        assert_eq!(
+            get(
+                r#"ingest_signature_matches_total{endpoint="default",scheme="unsigned",secret_index="none"}"#
+            ),
+            1.0
+        );
     }
 }
