@@ -119,7 +119,6 @@ impl IngestMetrics {
         m
     }
 
-    /// Counts one request outcome.
     /// Counts an accepted delivery: `requests{outcome="accepted"}`, `bytes` and `events`.
     /// `topic` is a topic label (a known topic or `other`), so the cache stays bounded by the
     /// configured endpoints × known topics.
