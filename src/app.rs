@@ -205,12 +205,81 @@ pub async fn start_with_producers(
 /// Request ids: taken from `X-Request-Id` or generated, and echoed back. The handler puts the id
 /// (and the peer) on every line it logs about a request.
 fn with_request_ids(router: axum::Router) -> axum::Router {
-    use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
-    let header = axum::http::HeaderName::from_static("x-request-id");
-    // Layers wrap outside-in: the id is set first, then echoed on the response.
-    router
-        .layer(PropagateRequestIdLayer::new(header.clone()))
-        .layer(SetRequestIdLayer::new(header, RequestIds::new()))
+    router.layer(RequestIdLayer(RequestIds::new()))
+}
+
+/// The request-id header.
+const X_REQUEST_ID: axum::http::HeaderName = axum::http::HeaderName::from_static("x-request-id");
+
+/// Sets `X-Request-Id` on the request (the sender's, else a new one) for the handler's log
+/// lines, and echoes it on the answer unless the answer has one: what `tower_http`'s
+/// set/propagate pair does, in one layer, headers only (no request extension, no boxing).
+#[derive(Clone)]
+struct RequestIdLayer(RequestIds);
+
+impl<S> tower::Layer<S> for RequestIdLayer {
+    type Service = RequestIdService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestIdService { inner, ids: self.0.clone() }
+    }
+}
+
+/// The service of [`RequestIdLayer`].
+#[derive(Clone)]
+struct RequestIdService<S> {
+    inner: S,
+    ids: RequestIds,
+}
+
+impl<S, B, R> tower::Service<axum::http::Request<B>> for RequestIdService<S>
+where
+    S: tower::Service<axum::http::Request<B>, Response = axum::http::Response<R>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = WithRequestId<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: axum::http::Request<B>) -> Self::Future {
+        let id = match req.headers().get(&X_REQUEST_ID) {
+            Some(v) => v.clone(),
+            None => {
+                let v = self.ids.next();
+                req.headers_mut().insert(X_REQUEST_ID, v.clone());
+                v
+            }
+        };
+        WithRequestId { inner: self.inner.call(req), id: Some(id) }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The answer of [`RequestIdService`], with the id echoed.
+    struct WithRequestId<F> {
+        #[pin]
+        inner: F,
+        id: Option<axum::http::HeaderValue>,
+    }
+}
+
+impl<F, R, E> std::future::Future for WithRequestId<F>
+where
+    F: std::future::Future<Output = Result<axum::http::Response<R>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
+        let this = self.project();
+        let mut resp = std::task::ready!(this.inner.poll(cx))?;
+        if let Some(id) = this.id.take() {
+            resp.headers_mut().entry(X_REQUEST_ID).or_insert(id);
+        }
+        std::task::Poll::Ready(Ok(resp))
+    }
 }
 
 /// Request ids shaped as UUIDv4 text: 74 random bits drawn once per process, then a 48-bit
@@ -234,11 +303,9 @@ impl RequestIds {
     }
 }
 
-impl tower_http::request_id::MakeRequestId for RequestIds {
-    fn make_request_id<B>(
-        &mut self,
-        _: &axum::http::Request<B>,
-    ) -> Option<tower_http::request_id::RequestId> {
+impl RequestIds {
+    /// The next id.
+    fn next(&mut self) -> axum::http::HeaderValue {
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) & 0xffff_ffff_ffff;
         let b = self.base;
         // xxxxxxxx-xxxx-4xxx-[89ab]xxx-<counter>: version 4, RFC 4122 variant.
@@ -249,24 +316,23 @@ impl tower_http::request_id::MakeRequestId for RequestIds {
             0x4000 | ((b >> 4) & 0x0fff),
             0x8000 | ((b & 0xf) << 10) | (self.base2 & 0x3ff),
         );
-        axum::http::HeaderValue::from_str(&id).ok().map(tower_http::request_id::RequestId::new)
+        // Hex digits and dashes only: always a valid header value.
+        axum::http::HeaderValue::try_from(id)
+            .unwrap_or_else(|_| axum::http::HeaderValue::from_static("invalid"))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::RequestIds;
-    use tower_http::request_id::MakeRequestId;
 
     #[test]
     fn request_ids_are_distinct_uuid_v4_text() {
         let mut ids = RequestIds::new();
         let mut other = RequestIds::new();
-        let req = axum::http::Request::new(());
         let mut seen = std::collections::HashSet::new();
         for _ in 0..1000 {
-            let id = ids.make_request_id(&req).expect("an id");
-            let text = id.header_value().to_str().expect("ASCII").to_owned();
+            let text = ids.next().to_str().expect("ASCII").to_owned();
             let parts: Vec<&str> = text.split('-').collect();
             assert_eq!(parts.iter().map(|p| p.len()).collect::<Vec<_>>(), [8, 4, 4, 4, 12], "{text}");
             assert!(text.chars().all(|c| c == '-' || c.is_ascii_hexdigit()), "{text}");
@@ -274,7 +340,6 @@ mod tests {
             assert!(seen.insert(text), "duplicate id");
         }
         // Another generator (another process, in effect) starts elsewhere.
-        let first_other = other.make_request_id(&req).expect("an id");
-        assert!(!seen.contains(first_other.header_value().to_str().expect("ASCII")));
+        assert!(!seen.contains(other.next().to_str().expect("ASCII")));
     }
 }

@@ -101,6 +101,21 @@ async fn serve_from_the_four_variables_accepts_webhooks_and_stops_on_sigterm() {
     }
     let line = server.logs().lines().find(|l| l.contains("req-4242")).unwrap().to_owned();
     assert!(line.contains("rejected webhook signature") && line.contains("127.0.0.1"), "{line}");
+    // Without one, the server makes an id: the answer carries it and so does the log line.
+    let anon = support::client()
+        .post(server.url())
+        .header("x-mist-signature-v2", sign("not-the-secret", b"{}"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anon.status(), 401);
+    let made = anon.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(made.len(), 36, "UUID-shaped: {made}");
+    while !server.logs().contains(&made) {
+        assert!(std::time::Instant::now() < deadline, "no log line with {made}:\n{}", server.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let health = support::client().get(server.admin_url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
     let status = server.terminate(Duration::from_secs(20)).expect("exits after SIGTERM");
