@@ -301,11 +301,9 @@ impl RequestIds {
         let random = || std::collections::hash_map::RandomState::new().build_hasher().finish();
         Self { base: random(), base2: random(), next: Arc::new(std::sync::atomic::AtomicU64::new(0)) }
     }
-}
 
-impl RequestIds {
     /// The next id.
-    fn next(&mut self) -> axum::http::HeaderValue {
+    fn next(&self) -> axum::http::HeaderValue {
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) & 0xffff_ffff_ffff;
         let b = self.base;
         // xxxxxxxx-xxxx-4xxx-[89ab]xxx-<counter>: version 4, RFC 4122 variant.
@@ -328,8 +326,8 @@ mod tests {
 
     #[test]
     fn request_ids_are_distinct_uuid_v4_text() {
-        let mut ids = RequestIds::new();
-        let mut other = RequestIds::new();
+        let ids = RequestIds::new();
+        let other = RequestIds::new();
         let mut seen = std::collections::HashSet::new();
         for _ in 0..1000 {
             let text = ids.next().to_str().expect("ASCII").to_owned();

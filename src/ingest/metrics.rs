@@ -123,11 +123,14 @@ impl IngestMetrics {
     /// `topic` is a topic label (a known topic or `other`), so the cache stays bounded by the
     /// configured endpoints × known topics.
     pub fn accepted(&self, endpoint: &str, topic: &'static str, bytes: u64, events: u64) {
+        let bump = |b: &Counter, r: &Counter, e: &Counter| {
+            b.inc_by(bytes);
+            r.inc();
+            e.inc_by(events);
+        };
         let found = self.with_hot(endpoint, |hot| match (&hot.bytes, hot.topics.get(topic)) {
             (Some(b), Some((r, e))) => {
-                b.inc_by(bytes);
-                r.inc();
-                e.inc_by(events);
+                bump(b, r, e);
                 true
             }
             _ => false,
@@ -135,20 +138,20 @@ impl IngestMetrics {
         if found {
             return;
         }
-        let labels = |t: &str| RequestLabels {
-            endpoint: endpoint.into(),
-            topic: t.into(),
-            outcome: "accepted".into(),
-        };
         let b = self.bytes.get_or_create(&EndpointLabels { endpoint: endpoint.into() }).clone();
-        let r = self.requests.get_or_create(&labels(topic)).clone();
+        let r = self
+            .requests
+            .get_or_create(&RequestLabels {
+                endpoint: endpoint.into(),
+                topic: topic.into(),
+                outcome: "accepted".into(),
+            })
+            .clone();
         let e = self
             .events
             .get_or_create(&TopicLabels { endpoint: endpoint.into(), topic: topic.into() })
             .clone();
-        b.inc_by(bytes);
-        r.inc();
-        e.inc_by(events);
+        bump(&b, &r, &e);
         let mut map = self.hot.write().unwrap_or_else(PoisonError::into_inner);
         let hot = map.entry(endpoint.to_owned()).or_default();
         hot.bytes = Some(b);

@@ -337,6 +337,15 @@ async fn next_fault(shared: &Shared, signal: &'static str) -> Option<Fault> {
     }
 }
 
+/// What a gRPC service answers next: a failure, or acceptance with `Some(n)` items refused.
+async fn grpc_answer(shared: &Shared, signal: &'static str) -> Result<Option<i64>, tonic::Status> {
+    match next_fault(shared, signal).await {
+        Some(Fault::Partial { rejected }) => Ok(Some(rejected)),
+        Some(f) => Err(grpc_fault(f)),
+        None => Ok(None),
+    }
+}
+
 fn grpc_fault(f: Fault) -> tonic::Status {
     match f {
         Fault::Unavailable { .. } => tonic::Status::unavailable("test receiver is unavailable"),
@@ -370,11 +379,7 @@ impl LogsService for Svc {
         &self,
         req: tonic::Request<ExportLogsServiceRequest>,
     ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
-        let rejected = match next_fault(&self.0, "logs").await {
-            Some(Fault::Partial { rejected }) => Some(rejected),
-            Some(f) => return Err(grpc_fault(f)),
-            None => None,
-        };
+        let rejected = grpc_answer(&self.0, "logs").await?;
         let h = metadata(req.metadata());
         self.0.lock().unwrap().logs.push((Transport::Grpc, h, req.into_inner()));
         let partial_success = rejected.map(|n| ExportLogsPartialSuccess {
@@ -391,11 +396,7 @@ impl MetricsService for Svc {
         &self,
         req: tonic::Request<ExportMetricsServiceRequest>,
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-        let rejected = match next_fault(&self.0, "metrics").await {
-            Some(Fault::Partial { rejected }) => Some(rejected),
-            Some(f) => return Err(grpc_fault(f)),
-            None => None,
-        };
+        let rejected = grpc_answer(&self.0, "metrics").await?;
         let h = metadata(req.metadata());
         self.0.lock().unwrap().metrics.push((Transport::Grpc, h, req.into_inner()));
         let partial_success = rejected.map(|n| ExportMetricsPartialSuccess {
@@ -412,11 +413,7 @@ impl TraceService for Svc {
         &self,
         req: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let rejected = match next_fault(&self.0, "traces").await {
-            Some(Fault::Partial { rejected }) => Some(rejected),
-            Some(f) => return Err(grpc_fault(f)),
-            None => None,
-        };
+        let rejected = grpc_answer(&self.0, "traces").await?;
         let h = metadata(req.metadata());
         self.0.lock().unwrap().traces.push((Transport::Grpc, h, req.into_inner()));
         let partial_success = rejected
