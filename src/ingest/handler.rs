@@ -58,7 +58,6 @@ pub struct IngestState {
     max_body: usize,
     body_timeout: Duration,
     retry_after: HeaderValue,
-    // Shared, not a Vec: axum clones the state for every request.
     observers: Arc<[Arc<dyn Observer>]>,
     limiter: Option<Arc<RateLimiter>>,
 }
@@ -125,15 +124,17 @@ pub fn router(path: &str, state: IngestState) -> Router {
     Router::new()
         .route(path, post(default_endpoint))
         .route(&format!("{path}/{{name}}"), post(named_endpoint))
-        .with_state(state)
+        // Behind one Arc: axum clones the state for every request, and cloning the fields
+        // (a dozen reference counts shared by both cores) cost 1.5 % of the server's CPU.
+        .with_state(Arc::new(state))
 }
 
-async fn default_endpoint(State(st): State<IngestState>, req: Request<Body>) -> Response {
+async fn default_endpoint(State(st): State<Arc<IngestState>>, req: Request<Body>) -> Response {
     receive(&st, DEFAULT_ENDPOINT, req).await
 }
 
 async fn named_endpoint(
-    State(st): State<IngestState>,
+    State(st): State<Arc<IngestState>>,
     Path(name): Path<String>,
     req: Request<Body>,
 ) -> Response {
