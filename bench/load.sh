@@ -7,6 +7,7 @@
 #   RUNS=5 DURATION=20 CONNECTIONS=64 bench/load.sh
 #   MEMORY_BUFFER_ENV="MIST_OTEL__BUFFER__DURABLE=false" bench/load.sh   # adds configuration (c)
 #   FSYNC_ALWAYS=0 bench/load.sh       # skips configuration (d), `buffer.fsync: always`
+#   INGEST_ONLY=0 bench/load.sh        # skips configuration (e), the ingest-only ceiling
 #
 # Per run: bare at full speed, mist-otel at full speed, then both paced at half the bare
 # handler's rate (the "p99 at half load" figure), and mist-otel at half its own maximum. The table and the ratio are printed at the end;
@@ -80,7 +81,7 @@ rate_of() { # label: the last full-speed deliveries/s of that label
 
 echo "== machine: $(nproc) cores, $(uptime)"
 for run in $(seq 1 "$RUNS"); do
-  read -r P_BARE P_MIST P_ADMIN P_SINK P_MEM P_MEMADMIN <<< "$("$LG" ports 6 | tr "\n" " ")"
+  read -r P_BARE P_MIST P_ADMIN P_SINK P_MEM P_MEMADMIN P_DEAD <<< "$("$LG" ports 7 | tr "\n" " ")"
   echo "== run $run/$RUNS (load: $(cut -d' ' -f1-3 /proc/loadavg))"
 
   # (b) bare axum handler: the HTTP stack's own limit.
@@ -119,6 +120,18 @@ for run in $(seq 1 "$RUNS"); do
     start_mist_otel mist-otel-fsync-always "$P_MIST" "$P_ADMIN" "$P_SINK" MIST_OTEL__BUFFER__FSYNC=always
     load mist-otel-fsync-always "http://127.0.0.1:$P_MIST/mist/webhook" "$MIST_PID" --rate "$HALF_ALWAYS"
     stop "$MIST_PID"
+  fi
+
+  # (e) the ceiling of ingest alone: mist-otel with its exporter pointed at a closed port, so
+  # every delivery is verified, checked and appended to the durable buffer, and answered, but
+  # (after the first batch) none is translated or exported. Whatever the pipeline's cost, the
+  # full configuration cannot beat this row. The buffer cap is raised so it never answers 503.
+  if [ "${INGEST_ONLY:-1}" = 1 ]; then
+    start_mist_otel mist-otel-ingest-only "$P_MIST" "$P_ADMIN" "$P_SINK" \
+      OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$P_DEAD" MIST_OTEL__BUFFER__MAX_BYTES=4294967296
+    load mist-otel-ingest-only "http://127.0.0.1:$P_MIST/mist/webhook" "$MIST_PID"
+    stop "$MIST_PID"
+    rm -rf "$OUT"/data-mist-otel-ingest-only-*  # a few hundred MB of never-exported deliveries
   fi
 
   # (c) optional: mist-otel with the buffer in memory (env given by the caller).
