@@ -14,6 +14,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tonic::codec::{Codec, CompressionEncoding, EncodeBuf, Encoder};
 use tonic::metadata::MetadataMap;
@@ -21,10 +22,15 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 use tonic::{Code, Status};
 use tonic_prost::ProstDecoder;
 
+/// Makes a fresh channel to the configured endpoint.
+type Connect = Arc<dyn Fn() -> Channel + Send + Sync>;
+
 /// Exports one signal over gRPC. Cheap to clone (the channel is shared).
 #[derive(Clone)]
 pub struct GrpcExporter {
-    channel: Channel,
+    /// Shared by the clones; replaced when it can no longer send (see [`GrpcExporter::export`]).
+    channel: Arc<Mutex<Channel>>,
+    connect: Connect,
     metadata: MetadataMap,
     gzip: bool,
     timeout: Duration,
@@ -33,6 +39,14 @@ pub struct GrpcExporter {
 impl GrpcExporter {
     /// Builds a lazily connecting channel to `target.url`.
     pub fn new(target: &SignalTarget) -> Result<Self, BuildError> {
+        Self::build(target, Endpoint::connect_lazy)
+    }
+
+    /// As [`GrpcExporter::new`], with the channel made by `connect` from the configured endpoint.
+    fn build(
+        target: &SignalTarget,
+        connect: impl Fn(&Endpoint) -> Channel + Send + Sync + 'static,
+    ) -> Result<Self, BuildError> {
         let key = format!("{}.endpoint", target.signal.as_str());
         let bad = |message: String| BuildError { key: key.clone(), message };
         let mut ep = Endpoint::from_shared(target.url.clone())
@@ -57,8 +71,10 @@ impl GrpcExporter {
             ep = ep.tls_config(c).map_err(|e| bad(format!("TLS set-up failed: {e}")))?;
         }
         let headers = header_map(target)?;
+        let connect: Connect = Arc::new(move || connect(&ep));
         Ok(Self {
-            channel: ep.connect_lazy(),
+            channel: Arc::new(Mutex::new(connect())),
+            connect,
             metadata: MetadataMap::from_headers(headers),
             gzip: target.compression == Compression::Gzip,
             timeout: target.timeout,
@@ -76,15 +92,23 @@ impl GrpcExporter {
     ///
     /// The payload is encoded here (once per attempt) and sent as bytes: the generated clients
     /// take the message by value, so every attempt would first cost a deep copy of every
-    /// record. A channel that is not ready answers UNAVAILABLE (retried: the deliveries stay
-    /// on disk) rather than the generated clients' UNKNOWN (dropped for good).
+    /// record.
+    ///
+    /// A channel that is not ready answers UNAVAILABLE (retried: the deliveries stay on disk)
+    /// rather than the generated clients' UNKNOWN (dropped for good), and is replaced: with a
+    /// lazily connecting channel (connection errors come with the call instead) that error
+    /// means its worker task has stopped, and every later call on it would fail the same way.
     pub async fn export(&self, payload: &Payload) -> Result<Accepted, ExportError> {
-        let mut grpc = tonic::client::Grpc::new(self.channel.clone()).max_decoding_message_size(16 << 20);
+        let channel = self.channel.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(16 << 20);
         if self.gzip {
             grpc = grpc.send_compressed(CompressionEncoding::Gzip);
         }
         let result = async {
-            grpc.ready().await.map_err(|e| Status::unavailable(format!("channel not ready: {e}")))?;
+            if let Err(e) = grpc.ready().await {
+                *self.channel.lock().unwrap_or_else(|p| p.into_inner()) = (self.connect)();
+                return Err(Status::unavailable(format!("channel not ready: {e}")));
+            }
             let req = self.request(Bytes::from(payload.encode()));
             let path = |p: &'static str| PathAndQuery::from_static(p);
             Ok::<_, Status>(
@@ -295,6 +319,82 @@ mod tests {
             ExportError::Permanent { reason: "invalid_argument".into() }
         );
         assert!(matches!(classify(&Status::deadline_exceeded("t")), ExportError::Retryable { .. }));
+    }
+
+    /// Connects over TCP and counts connections; its readiness fails once when asked to. Tower's
+    /// buffer (inside every tonic channel) stops its worker for good on a readiness error: the
+    /// "dead channel" the exporter must replace.
+    #[derive(Clone, Default)]
+    struct BreakableConnector {
+        fail_ready: Arc<std::sync::atomic::AtomicBool>,
+        connects: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl tower::Service<http::Uri> for BreakableConnector {
+        type Response = hyper_util::rt::TokioIo<tokio::net::TcpStream>;
+        type Error = std::io::Error;
+        type Future =
+            std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<Self::Response>> + Send>>;
+
+        fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+            use std::sync::atomic::Ordering::SeqCst;
+            std::task::Poll::Ready(match self.fail_ready.swap(false, SeqCst) {
+                true => Err(std::io::Error::other("connector broke")),
+                false => Ok(()),
+            })
+        }
+
+        fn call(&mut self, uri: http::Uri) -> Self::Future {
+            self.connects.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async move {
+                let addr = format!("{}:{}", uri.host().unwrap_or_default(), uri.port_u16().unwrap_or(80));
+                Ok(hyper_util::rt::TokioIo::new(tokio::net::TcpStream::connect(addr).await?))
+            })
+        }
+    }
+
+    struct AcceptAll;
+
+    #[tonic::async_trait]
+    impl opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::LogsService for AcceptAll {
+        async fn export(
+            &self,
+            _: tonic::Request<opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest>,
+        ) -> Result<tonic::Response<ExportLogsServiceResponse>, Status> {
+            Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_channel_whose_worker_stopped_is_replaced() {
+        use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::LogsServiceServer;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(LogsServiceServer::new(AcceptAll))
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+        );
+        let cfg = crate::export::config::ExportConfig { endpoint: Some(url), ..Default::default() };
+        let conn = BreakableConnector::default();
+        let exporter = GrpcExporter::build(&cfg.target(crate::export::config::Signal::Logs), {
+            let conn = conn.clone();
+            move |ep| ep.connect_with_connector_lazy(conn.clone())
+        })
+        .unwrap();
+        let payload = Payload::Logs(Default::default());
+        let unavailable = |r: Result<Accepted, ExportError>| matches!(r, Err(ExportError::Retryable { ref reason, .. }) if reason == "unavailable");
+        // The connector fails its readiness once: the first call gets the error and the
+        // channel's worker stops; the next attempt finds the channel not ready. Both are
+        // retryable, and the second replaces the channel...
+        conn.fail_ready.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(unavailable(exporter.export(&payload).await));
+        assert!(unavailable(exporter.export(&payload).await));
+        assert_eq!(conn.connects.load(std::sync::atomic::Ordering::SeqCst), 0);
+        // ...so the one after goes out, over a new connection (the old channel would answer
+        // "not ready" for ever).
+        assert_eq!(exporter.export(&payload).await, Ok(Accepted::default()));
+        assert_eq!(conn.connects.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[test]
