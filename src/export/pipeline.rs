@@ -28,8 +28,8 @@ use crate::signals::{Input, Translator};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -176,24 +176,58 @@ struct Pending<T> {
     since: Option<Instant>,
 }
 
-/// A resource group that knows how many records (log records, spans) it carries.
-trait Records: Message {
-    fn records(&self) -> usize;
-}
+/// A resource group (`ResourceLogs`, `ResourceSpans`): a resource, its scopes, and each scope's
+/// records (log records, spans). Batching, chopping and merging treat both alike.
+trait Group: Message + Clone {
+    type Scope: Clone;
+    type Record: Message;
+    fn scopes(&self) -> &[Self::Scope];
+    fn scopes_mut(&mut self) -> &mut Vec<Self::Scope>;
+    fn records_of(scope: &mut Self::Scope) -> &mut Vec<Self::Record>;
+    fn record_count(scope: &Self::Scope) -> usize;
+    /// Same resource and schema: the two groups may be one in a request.
+    fn same_resource(&self, other: &Self) -> bool;
+    /// Same instrumentation scope and schema.
+    fn same_scope(a: &Self::Scope, b: &Self::Scope) -> bool;
 
-impl Records for ResourceLogs {
+    /// How many records the group carries.
     fn records(&self) -> usize {
-        self.scope_logs.iter().map(|s| s.log_records.len()).sum()
+        self.scopes().iter().map(Self::record_count).sum()
     }
 }
 
-impl Records for ResourceSpans {
-    fn records(&self) -> usize {
-        self.scope_spans.iter().map(|s| s.spans.len()).sum()
-    }
+/// Implements [`Group`] for a resource group type from its field names.
+macro_rules! group {
+    ($group:ty, $scope:ty, $record:ty, $scopes:ident, $records:ident) => {
+        impl Group for $group {
+            type Scope = $scope;
+            type Record = $record;
+            fn scopes(&self) -> &[$scope] {
+                &self.$scopes
+            }
+            fn scopes_mut(&mut self) -> &mut Vec<$scope> {
+                &mut self.$scopes
+            }
+            fn records_of(scope: &mut $scope) -> &mut Vec<$record> {
+                &mut scope.$records
+            }
+            fn record_count(scope: &$scope) -> usize {
+                scope.$records.len()
+            }
+            fn same_resource(&self, other: &Self) -> bool {
+                self.resource == other.resource && self.schema_url == other.schema_url
+            }
+            fn same_scope(a: &$scope, b: &$scope) -> bool {
+                a.scope == b.scope && a.schema_url == b.schema_url
+            }
+        }
+    };
 }
 
-impl<T: Records> Pending<T> {
+group!(ResourceLogs, ScopeLogs, LogRecord, scope_logs, log_records);
+group!(ResourceSpans, ScopeSpans, Span, scope_spans, spans);
+
+impl<T: Group> Pending<T> {
     /// Queues a group, counting its records and bytes; the batch delay runs from the first.
     fn push(&mut self, item: T, now: Instant) {
         let size = item.encoded_len();
@@ -370,9 +404,9 @@ impl Pipeline {
             let max_bytes = self.cfg.batch.max_bytes;
             if logs_due {
                 let through = run.translated;
-                let requests = split_by_bytes(chop_logs(run.logs.take(), max_bytes), max_bytes)
+                let requests = split_by_bytes(chop(run.logs.take(), max_bytes), max_bytes)
                     .into_iter()
-                    .map(|p| Payload::Logs(ExportLogsServiceRequest { resource_logs: merge_logs(p) }));
+                    .map(|p| Payload::Logs(ExportLogsServiceRequest { resource_logs: merge(p) }));
                 if self.send_all(&mut run, requests).await == Sent::Abandoned {
                     break;
                 }
@@ -380,9 +414,9 @@ impl Pipeline {
             }
             if spans_due {
                 let through = run.translated;
-                let requests = split_by_bytes(chop_spans(run.spans.take(), max_bytes), max_bytes)
+                let requests = split_by_bytes(chop(run.spans.take(), max_bytes), max_bytes)
                     .into_iter()
-                    .map(|p| Payload::Traces(ExportTraceServiceRequest { resource_spans: merge_spans(p) }));
+                    .map(|p| Payload::Traces(ExportTraceServiceRequest { resource_spans: merge(p) }));
                 if self.send_all(&mut run, requests).await == Sent::Abandoned {
                     break;
                 }
@@ -579,37 +613,20 @@ pub fn backoff(cfg: &ExportConfig, attempt: u32, server: Option<Duration>) -> Du
 /// Breaks each resource group larger than `max_bytes` into several with the same resource and
 /// scope, a share of the records each, so one large delivery (up to `ingest.max_body_bytes`)
 /// never becomes a request over the backend's message limit — which would be refused for good.
-fn chop_logs(items: Vec<(ResourceLogs, usize)>, max_bytes: usize) -> Vec<(ResourceLogs, usize)> {
+fn chop<G: Group>(items: Vec<(G, usize)>, max_bytes: usize) -> Vec<(G, usize)> {
     let mut out = Vec::with_capacity(items.len());
-    for (mut rl, size) in items {
+    for (mut group, size) in items {
         if size <= max_bytes {
-            out.push((rl, size));
+            out.push((group, size));
             continue;
         }
-        for mut sl in std::mem::take(&mut rl.scope_logs) {
-            for chunk in split_by_bytes(sized(std::mem::take(&mut sl.log_records)), max_bytes * 3 / 4) {
-                let scope = ScopeLogs { log_records: chunk, ..sl.clone() };
-                let part = ResourceLogs { scope_logs: vec![scope], ..rl.clone() };
-                let size = part.encoded_len();
-                out.push((part, size));
-            }
-        }
-    }
-    out
-}
-
-/// [`chop_logs`] for spans.
-fn chop_spans(items: Vec<(ResourceSpans, usize)>, max_bytes: usize) -> Vec<(ResourceSpans, usize)> {
-    let mut out = Vec::with_capacity(items.len());
-    for (mut rs, size) in items {
-        if size <= max_bytes {
-            out.push((rs, size));
-            continue;
-        }
-        for mut ss in std::mem::take(&mut rs.scope_spans) {
-            for chunk in split_by_bytes(sized(std::mem::take(&mut ss.spans)), max_bytes * 3 / 4) {
-                let scope = ScopeSpans { spans: chunk, ..ss.clone() };
-                let part = ResourceSpans { scope_spans: vec![scope], ..rs.clone() };
+        // With their records taken out, the clones below copy only the resource and scope.
+        for mut scope in std::mem::take(group.scopes_mut()) {
+            for chunk in split_by_bytes(sized(std::mem::take(G::records_of(&mut scope))), max_bytes * 3 / 4) {
+                let mut part_scope = scope.clone();
+                *G::records_of(&mut part_scope) = chunk;
+                let mut part = group.clone();
+                part.scopes_mut().push(part_scope);
                 let size = part.encoded_len();
                 out.push((part, size));
             }
@@ -650,45 +667,19 @@ fn split_by_bytes<T>(items: Vec<(T, usize)>, max_bytes: usize) -> Vec<Vec<T>> {
 
 /// Merges adjacent resource groups with the same resource and scope, so a batch of deliveries
 /// from one endpoint is one resource in the request.
-fn merge_logs(items: Vec<ResourceLogs>) -> Vec<ResourceLogs> {
-    let mut out: Vec<ResourceLogs> = Vec::with_capacity(items.len());
-    for rl in items {
+fn merge<G: Group>(items: Vec<G>) -> Vec<G> {
+    let mut out: Vec<G> = Vec::with_capacity(items.len());
+    for mut group in items {
         match out.last_mut() {
-            Some(last) if last.resource == rl.resource && last.schema_url == rl.schema_url => {
-                for sl in rl.scope_logs {
-                    match last
-                        .scope_logs
-                        .iter_mut()
-                        .find(|s| s.scope == sl.scope && s.schema_url == sl.schema_url)
-                    {
-                        Some(s) => s.log_records.extend(sl.log_records),
-                        None => last.scope_logs.push(sl),
+            Some(last) if last.same_resource(&group) => {
+                for mut scope in std::mem::take(group.scopes_mut()) {
+                    match last.scopes_mut().iter_mut().find(|s| G::same_scope(s, &scope)) {
+                        Some(s) => G::records_of(s).append(G::records_of(&mut scope)),
+                        None => last.scopes_mut().push(scope),
                     }
                 }
             }
-            _ => out.push(rl),
-        }
-    }
-    out
-}
-
-fn merge_spans(items: Vec<ResourceSpans>) -> Vec<ResourceSpans> {
-    let mut out: Vec<ResourceSpans> = Vec::with_capacity(items.len());
-    for rs in items {
-        match out.last_mut() {
-            Some(last) if last.resource == rs.resource && last.schema_url == rs.schema_url => {
-                for ss in rs.scope_spans {
-                    match last
-                        .scope_spans
-                        .iter_mut()
-                        .find(|s| s.scope == ss.scope && s.schema_url == ss.schema_url)
-                    {
-                        Some(s) => s.spans.extend(ss.spans),
-                        None => last.scope_spans.push(ss),
-                    }
-                }
-            }
-            _ => out.push(rs),
+            _ => out.push(group),
         }
     }
     out
@@ -750,7 +741,7 @@ mod tests {
         };
         let small = ResourceLogs { scope_logs: vec![ScopeLogs::default()], ..Default::default() };
         let max = 64 * 1024;
-        let parts = split_by_bytes(chop_logs(sized(vec![small.clone(), big]), max), max);
+        let parts = split_by_bytes(chop(sized(vec![small.clone(), big]), max), max);
         for p in &parts {
             let size: usize = p.iter().map(|i| i.encoded_len()).sum();
             assert!(size <= max, "request of {size} bytes");
@@ -773,8 +764,50 @@ mod tests {
             scope_logs: vec![ScopeLogs { log_records: vec![LogRecord::default(); n], ..Default::default() }],
             ..Default::default()
         };
-        let merged = merge_logs(vec![rl(2), rl(3)]);
+        let merged = merge(vec![rl(2), rl(3)]);
         assert_eq!(merged.len(), 1);
         assert_eq!(merged[0].scope_logs[0].log_records.len(), 5);
+    }
+
+    #[test]
+    fn spans_are_chopped_and_merged_by_resource_and_scope() {
+        use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+        use opentelemetry_proto::tonic::resource::v1::Resource;
+        let group = |resource: &str, scope: &str, ids: std::ops::Range<u8>| ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![crate::signals::attrs::kv("r", resource)],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(InstrumentationScope { name: scope.into(), ..Default::default() }),
+                spans: ids
+                    .map(|i| Span { span_id: vec![i; 8], name: "x".repeat(2000), ..Default::default() })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        // Over the limit: split into parts that each keep the resource and scope.
+        let max = 16 * 1024;
+        let parts = chop(sized(vec![group("a", "s", 0..40)]), max);
+        assert!(parts.len() > 1);
+        for (p, size) in &parts {
+            assert!(*size <= max, "part of {size} bytes");
+            assert_eq!(p.resource, group("a", "s", 0..0).resource);
+            assert_eq!(p.scope_spans[0].scope, group("a", "s", 0..0).scope_spans[0].scope);
+        }
+        // Merged back: adjacent groups of one resource become one, scopes kept apart, another
+        // resource left on its own; every span once, in order.
+        let mut items: Vec<ResourceSpans> = parts.into_iter().map(|(p, _)| p).collect();
+        items.push(group("a", "t", 40..42));
+        items.push(group("b", "s", 42..44));
+        let merged = merge(items);
+        assert_eq!(merged.len(), 2);
+        assert_eq!(merged[0].scope_spans.len(), 2);
+        let ids: Vec<u8> = merged
+            .iter()
+            .flat_map(|rs| rs.scope_spans.iter().flat_map(|ss| ss.spans.iter().map(|s| s.span_id[0])))
+            .collect();
+        assert_eq!(ids, (0..44).collect::<Vec<_>>());
     }
 }
