@@ -613,6 +613,11 @@ impl Inner {
 
     /// Writes the queued commands unless another thread holds the log. Every holder calls this
     /// after letting go, so a command queued while the log was held is never left behind.
+    ///
+    /// The holder gives the log up only while it holds the queue and sees it empty: a command
+    /// pushed after that finds the log free (or held by a thread that will look at the queue
+    /// again). Letting go of the queue first would leave a gap in which a push fails its
+    /// `try_lock` and nobody writes it until the next request or sync pass.
     fn write_queued(&self) {
         let Store::Inline { log, queue } = &self.store else { return };
         loop {
@@ -621,10 +626,13 @@ impl Inner {
                 Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
                 Err(std::sync::TryLockError::WouldBlock) => return,
             };
-            let mut cmds = std::mem::take(&mut *queue.lock().unwrap_or_else(|p| p.into_inner()));
-            if cmds.is_empty() {
+            let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
+            if q.is_empty() {
+                drop(g);
                 return;
             }
+            let mut cmds = std::mem::take(&mut *q);
+            drop(q);
             let Log { log, buf } = &mut *g;
             if let Err(e) = commit(self, log, &mut cmds, buf, false) {
                 tracing::error!(error = %e, path = %self.path, "buffer write failed");
