@@ -53,22 +53,24 @@ impl Severity {
 /// time.
 const RESOURCE_FIELDS: &[&str] = &["org_id", "site_id", "site_name", "timestamp"];
 
-/// Builds the record of one event.
+/// Builds the record of one event (taking the family's output: its attributes and body move
+/// into the record rather than being copied).
 pub fn record(
     topic: &str,
     ev: &Map<String, Value>,
-    out: &EventOut,
+    out: EventOut,
     time_ns: u64,
     received_ns: u64,
 ) -> LogRecord {
-    let mut attributes = Vec::with_capacity(out.attrs.len() + ev.len() + 1);
+    let EventOut { severity, body, attrs: semantic, consumed, decoded, trace } = out;
+    let mut attributes = Vec::with_capacity(semantic.len() + ev.len() + 1);
     attributes.push(attrs::kv(attrs::TOPIC, topic));
-    attributes.extend(out.attrs.iter().cloned());
+    attributes.extend(semantic);
     for (k, v) in ev {
-        if RESOURCE_FIELDS.contains(&k.as_str()) || out.consumed.contains(&k.as_str()) {
+        if RESOURCE_FIELDS.contains(&k.as_str()) || consumed.contains(&k.as_str()) {
             continue;
         }
-        let value = match out.decoded.iter().find(|(name, _)| *name == k.as_str()) {
+        let value = match decoded.iter().find(|(name, _)| *name == k.as_str()) {
             Some((_, decoded)) => attrs::json_value(decoded),
             None => attrs::json_value(v),
         };
@@ -81,16 +83,16 @@ pub fn record(
             });
         }
     }
-    let (trace_id, span_id) = match &out.trace {
+    let (trace_id, span_id) = match trace {
         Some((t, s)) => (t.to_vec(), s.to_vec()),
         None => (Vec::new(), Vec::new()),
     };
     LogRecord {
         time_unix_nano: time_ns,
         observed_time_unix_nano: received_ns,
-        severity_number: out.severity.number() as i32,
-        severity_text: out.severity.text().into(),
-        body: Some(attrs::string(out.body.clone())),
+        severity_number: severity.number() as i32,
+        severity_text: severity.text().into(),
+        body: Some(attrs::string(body)),
         attributes,
         event_name: ["mist.", topic].concat(),
         trace_id,

@@ -276,7 +276,7 @@ impl Translator {
                 MistEvent::Unknown => location::generic(topic, ev, &mut out),
             }
             let time = time_ns.unwrap_or(input.received_at_ns);
-            logs.push((origin, logs::record(topic, ev, &out, time, input.received_at_ns)));
+            logs.push((origin, logs::record(topic, ev, out, time, input.received_at_ns)));
         }
 
         let cfg = &self.cfg;
