@@ -34,7 +34,14 @@ pub enum EnvelopeError {
 impl Envelope {
     /// Parses and validates a body. Never panics, whatever the bytes.
     pub fn parse(body: &[u8]) -> Result<Envelope, EnvelopeError> {
-        let v: Value = serde_json::from_slice(body).map_err(|e| EnvelopeError::Json(e.to_string()))?;
+        let v: Value = match std::str::from_utf8(body) {
+            // One check of the whole body is cheaper than serde_json's check of every string
+            // (from a `str` it checks none); JSON is UTF-8 throughout, so the verdict is the same.
+            Ok(text) => serde_json::from_str(text),
+            // Parsed as bytes for serde_json's error, which says where the bad byte is.
+            Err(_) => serde_json::from_slice(body),
+        }
+        .map_err(|e| EnvelopeError::Json(e.to_string()))?;
         // Taken out of the map, not re-deserialized: that would rebuild every event's map.
         let Value::Object(mut fields) = v else { return Err(EnvelopeError::NotObject) };
         let topic = match fields.remove("topic") {
@@ -73,10 +80,12 @@ impl Envelope {
     /// translated. Numbers and strings are still fully decoded (an out-of-range number or a bad
     /// escape fails here exactly as in `parse`), so nothing accepted here can fail later.
     pub fn validate(body: &[u8]) -> Result<Summary, EnvelopeError> {
-        use serde::Deserializer as _;
-        let mut de = serde_json::Deserializer::from_slice(body);
-        let shape = de.deserialize_any(TopVisitor).map_err(|e| EnvelopeError::Json(e.to_string()))?;
-        de.end().map_err(|e| EnvelopeError::Json(e.to_string()))?;
+        // As in `parse`: from a `str` when the body is UTF-8, so strings are not checked again.
+        let shape = match std::str::from_utf8(body) {
+            Ok(text) => top_shape(&mut serde_json::Deserializer::from_str(text)),
+            Err(_) => top_shape(&mut serde_json::Deserializer::from_slice(body)),
+        }
+        .map_err(|e| EnvelopeError::Json(e.to_string()))?;
         let top = shape.ok_or(EnvelopeError::NotObject)?;
         let topic = match top.topic {
             Some(Some(t)) if !t.trim().is_empty() => normalize_topic(&t),
@@ -88,6 +97,17 @@ impl Envelope {
             _ => Err(EnvelopeError::Events),
         }
     }
+}
+
+/// Reads one JSON value and the end of input: the top-level members that matter when it is an
+/// object, `None` for any other value.
+fn top_shape<'de, R: serde_json::de::Read<'de>>(
+    de: &mut serde_json::Deserializer<R>,
+) -> serde_json::Result<Option<Top>> {
+    use serde::Deserializer as _;
+    let shape = de.deserialize_any(TopVisitor)?;
+    de.end()?;
+    Ok(shape)
 }
 
 /// The top-level members that matter; the last occurrence of a key wins, as in a JSON map.
@@ -370,6 +390,12 @@ mod tests {
     fn check_agree(body: &[u8]) {
         let full = Envelope::parse(body).map(|e| Summary { topic: e.topic, events: e.events.len() });
         assert_eq!(Envelope::validate(body), full, "{}", String::from_utf8_lossy(body));
+        // Reading UTF-8 bodies as `str` changes nothing: the same JSON verdict and message as
+        // serde_json reading the bytes.
+        match serde_json::from_slice::<Value>(body) {
+            Err(e) => assert_eq!(full, Err(EnvelopeError::Json(e.to_string()))),
+            Ok(_) => assert!(!matches!(full, Err(EnvelopeError::Json(_))), "{full:?}"),
+        }
     }
 
     #[test]
