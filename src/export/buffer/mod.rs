@@ -222,8 +222,8 @@ enum Store {
     /// `fsync: always`: the writer thread, which shares one sync between concurrent requests.
     Writer(mpsc::Sender<Cmd>),
     /// `fsync: interval`: requests write themselves (a `write` into the page cache, no thread
-    /// hop); the sync thread syncs every interval. A request that finds the log busy queues its
-    /// command for the writer in place rather than blocking its thread (see `commit_inline`).
+    /// hop); the sync thread syncs every interval. A request that finds the log busy leaves its
+    /// command to the thread writing rather than blocking its own (see `commit_inline`).
     Inline {
         /// The log; whoever holds it writes.
         log: Mutex<Log>,
