@@ -282,16 +282,8 @@ impl Translator {
         let cfg = &self.cfg;
         let endpoints = &self.endpoints;
         let resources = &mut self.resources;
-        let empty = BTreeMap::new();
         let mut resource_of = |o: Origin| -> Resource {
-            resources
-                .entry(o)
-                .or_insert_with_key(|o| {
-                    // The origin's own endpoint, not necessarily this delivery's: a span parked
-                    // by another endpoint's event can be released here.
-                    event_resource(cfg, endpoints.get(&o.0.endpoint).unwrap_or(&empty), o)
-                })
-                .clone()
+            resources.entry(o).or_insert_with_key(|o| event_resource(cfg, endpoints, o)).clone()
         };
         let scope = || Some(InstrumentationScope { name: SCOPE.into(), ..Default::default() });
         let logs = group(logs)
@@ -319,30 +311,21 @@ impl Translator {
     pub fn release_parked(&mut self) -> Vec<ResourceSpans> {
         let released: Vec<(Origin, Span)> =
             self.corr.expire(u64::MAX).into_iter().filter_map(Parked::into_standalone).collect();
-        let empty = BTreeMap::new();
         let scope = || Some(InstrumentationScope { name: SCOPE.into(), ..Default::default() });
         group(released)
             .into_iter()
-            .map(|(o, spans)| {
-                let endpoint_attrs = self.endpoints.get(&o.0.endpoint).unwrap_or(&empty);
-                ResourceSpans {
-                    resource: Some(event_resource(&self.cfg, endpoint_attrs, &o)),
-                    scope_spans: vec![ScopeSpans { scope: scope(), spans, ..Default::default() }],
-                    ..Default::default()
-                }
+            .map(|(o, spans)| ResourceSpans {
+                resource: Some(event_resource(&self.cfg, &self.endpoints, &o)),
+                scope_spans: vec![ScopeSpans { scope: scope(), spans, ..Default::default() }],
+                ..Default::default()
             })
             .collect()
     }
 
     /// The aggregated metrics as of `now_ns`.
     pub fn collect_metrics(&mut self, now_ns: u64) -> Vec<ResourceMetrics> {
-        let cfg = &self.cfg;
-        let endpoints = &self.endpoints;
-        let empty = BTreeMap::new();
-        self.metrics.collect(now_ns, |site| {
-            let ep_attrs = endpoints.get(&site.endpoint).unwrap_or(&empty);
-            event_resource(cfg, ep_attrs, &(site.clone(), None))
-        })
+        let (cfg, endpoints) = (&self.cfg, &self.endpoints);
+        self.metrics.collect(now_ns, |site| event_resource(cfg, endpoints, &(site.clone(), None)))
     }
 }
 
@@ -374,8 +357,16 @@ fn origin(endpoint: &str, ev: &Map<String, Value>) -> Origin {
     )
 }
 
-fn event_resource(cfg: &SignalsConfig, endpoint_attrs: &BTreeMap<String, String>, o: &Origin) -> Resource {
-    let mut extra: Vec<(&str, &str)> = endpoint_attrs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+/// The resource of an origin's signals, with the static attributes of the origin's own endpoint
+/// (not necessarily the current delivery's: a span parked by another endpoint's event can be
+/// released during this one).
+fn event_resource(
+    cfg: &SignalsConfig,
+    endpoints: &BTreeMap<String, BTreeMap<String, String>>,
+    o: &Origin,
+) -> Resource {
+    let endpoint_attrs = endpoints.get(&o.0.endpoint).into_iter().flatten();
+    let mut extra: Vec<(&str, &str)> = endpoint_attrs.map(|(k, v)| (k.as_str(), v.as_str())).collect();
     extra.push((attrs::WEBHOOK_ENDPOINT, o.0.endpoint.as_str()));
     if let Some(org) = &o.0.org {
         extra.push((attrs::ORG_ID, org));
