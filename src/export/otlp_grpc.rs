@@ -110,24 +110,22 @@ impl GrpcExporter {
                 return Err(Status::unavailable(format!("channel not ready: {e}")));
             }
             let req = self.request(Bytes::from(payload.encode()));
-            let path = |p: &'static str| PathAndQuery::from_static(p);
             Ok::<_, Status>(
                 match payload {
-                    Payload::Logs(_) => {
-                        let codec = PreEncoded::<ExportLogsServiceResponse>::default();
-                        let answer = grpc.unary(req, path(LOGS_EXPORT), codec).await?.into_inner();
-                        answer.partial_success.map(|p| (p.rejected_log_records as u64, p.error_message))
-                    }
+                    Payload::Logs(_) => unary::<ExportLogsServiceResponse>(&mut grpc, req, LOGS_EXPORT)
+                        .await?
+                        .partial_success
+                        .map(|p| (p.rejected_log_records as u64, p.error_message)),
                     Payload::Metrics(_) => {
-                        let codec = PreEncoded::<ExportMetricsServiceResponse>::default();
-                        let answer = grpc.unary(req, path(METRICS_EXPORT), codec).await?.into_inner();
-                        answer.partial_success.map(|p| (p.rejected_data_points as u64, p.error_message))
+                        unary::<ExportMetricsServiceResponse>(&mut grpc, req, METRICS_EXPORT)
+                            .await?
+                            .partial_success
+                            .map(|p| (p.rejected_data_points as u64, p.error_message))
                     }
-                    Payload::Traces(_) => {
-                        let codec = PreEncoded::<ExportTraceServiceResponse>::default();
-                        let answer = grpc.unary(req, path(TRACES_EXPORT), codec).await?.into_inner();
-                        answer.partial_success.map(|p| (p.rejected_spans as u64, p.error_message))
-                    }
+                    Payload::Traces(_) => unary::<ExportTraceServiceResponse>(&mut grpc, req, TRACES_EXPORT)
+                        .await?
+                        .partial_success
+                        .map(|p| (p.rejected_spans as u64, p.error_message)),
                 }
                 .unwrap_or_default(),
             )
@@ -144,6 +142,16 @@ impl GrpcExporter {
 const LOGS_EXPORT: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
 const METRICS_EXPORT: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
 const TRACES_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+/// Calls one export method with an encoded request; `U` is the method's answer.
+async fn unary<U: prost::Message + Default + Send + 'static>(
+    grpc: &mut tonic::client::Grpc<Channel>,
+    req: tonic::Request<Bytes>,
+    path: &'static str,
+) -> Result<U, Status> {
+    let answer = grpc.unary(req, PathAndQuery::from_static(path), PreEncoded::<U>::default()).await?;
+    Ok(answer.into_inner())
+}
 
 /// A codec that sends an already encoded protobuf message as is and decodes the answer `U`.
 struct PreEncoded<U>(PhantomData<U>);
