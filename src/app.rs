@@ -2,11 +2,13 @@
 //! listener; runs them until shutdown, then flushes.
 
 use crate::admin::{self, AdminState, ReadyCheck};
+use crate::buffer::Buffer;
 use crate::config::Config;
-use crate::export::{Buffer, ExportMetrics, Exporters, MetricsProducer, Pipeline};
+use crate::exporter::Exporters;
 use crate::ingest::handler::DEFAULT_ENDPOINT;
 use crate::ingest::server::{self, ConnLimits, TlsReloader};
 use crate::ingest::{self, IngestMetrics, IngestState};
+use crate::pipeline::{ExportMetrics, MetricsProducer, Pipeline};
 use crate::signals::Translator;
 use crate::telemetry;
 use std::collections::HashMap;
@@ -175,7 +177,7 @@ pub async fn start_with_producers(
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
-                _ = tick.tick() => age_buffer.refresh_age(ingest::handler::now_ns()),
+                _ = tick.tick() => age_buffer.refresh_age(crate::clock::now_ns()),
                 _ = age_cancel.cancelled() => break,
             }
         }

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use crate::admin::AdminConfig;
-pub use crate::export::config::{BufferConfig, ExportConfig};
+pub use crate::buffer::config::BufferConfig;
+pub use crate::exporter::config::ExportConfig;
 pub use crate::ingest::config::IngestConfig;
 pub use crate::poller::config::PollerConfig;
 pub use crate::signals::config::SignalsConfig;

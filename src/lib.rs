@@ -21,10 +21,13 @@
 
 pub mod admin;
 pub mod app;
+pub mod buffer;
+pub mod clock;
 pub mod config;
-pub mod export;
+pub mod exporter;
 pub mod ingest;
 pub mod mist;
+pub mod pipeline;
 pub mod poller;
 pub mod secret;
 pub mod signals;

@@ -35,7 +35,7 @@ async fn https_serves_and_reloads_a_replaced_certificate() {
     c.ingest.listen = "127.0.0.1:0".parse().unwrap();
     c.admin.listen = "127.0.0.1:0".parse().unwrap();
     c.ingest.secrets = vec![Secret::new("k")];
-    c.export.exporter = mist_otel::export::config::ExporterKind::Debug;
+    c.export.exporter = mist_otel::exporter::config::ExporterKind::Debug;
     c.export.debug_path = Some(dir.path().join("signals.jsonl"));
     c.ingest.tls = Some(TlsConfig {
         cert: cert_path.clone(),

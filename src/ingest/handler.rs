@@ -8,7 +8,8 @@ use super::metrics::{IngestMetrics, SigFailLabels};
 use super::ratelimit::RateLimiter;
 use super::server::PeerAddr;
 use super::signature::{self, HEADER_V1, HEADER_V2, Rejection, Verdict};
-use crate::export::{AppendError, Buffer};
+use crate::buffer::{AppendError, Buffer};
+use crate::clock::now_ns;
 use crate::mist::envelope::{Envelope, topic_label};
 use crate::secret::Secret;
 use axum::Router;
@@ -21,7 +22,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Name of the endpoint at the configured path itself.
 pub const DEFAULT_ENDPOINT: &str = "default";
@@ -147,11 +148,6 @@ async fn named_endpoint(
 fn json_error(status: StatusCode, msg: &str) -> Response {
     let body = serde_json::json!({ "error": msg }).to_string();
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
-
-/// Nanoseconds since the Unix epoch, now.
-pub fn now_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
 }
 
 async fn receive(st: &IngestState, name: &str, req: Request<Body>) -> Response {

@@ -10,10 +10,11 @@ pub mod config;
 pub mod metrics;
 pub mod state;
 
-use crate::export::MetricsProducer;
+use crate::clock::now_ns;
 use crate::mist::api::{ApiClient, ApiError, ApiMetrics, ApiOptions, SiteRef};
 use crate::mist::cloud;
 use crate::mist::stream::{Stream, StreamEvent, StreamMetrics, StreamOptions};
+use crate::pipeline::MetricsProducer;
 use crate::signals::SignalsConfig;
 use config::PollerConfig;
 use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
@@ -24,7 +25,7 @@ use prometheus_client::registry::Registry;
 use state::{ChannelKind, State, channel, parse_channel};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -77,10 +78,6 @@ impl PollerTelemetry {
 
 struct Shared {
     state: Mutex<State>,
-}
-
-fn now_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
 }
 
 /// A running poller.

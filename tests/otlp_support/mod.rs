@@ -352,7 +352,7 @@ fn grpc_fault(f: Fault) -> tonic::Status {
         Fault::Throttled { retry_after_secs } => tonic::Status::with_details(
             tonic::Code::ResourceExhausted,
             "test receiver is throttling",
-            mist_otel::export::otlp_grpc::retry_info_details(Duration::from_secs(retry_after_secs)).into(),
+            mist_otel::exporter::otlp_grpc::retry_info_details(Duration::from_secs(retry_after_secs)).into(),
         ),
         Fault::BadRequest => tonic::Status::invalid_argument("test receiver rejects this"),
         Fault::Slow(_) | Fault::Partial { .. } => unreachable!("served by accepting"),

@@ -7,7 +7,7 @@
 //! is permanent.
 
 use super::config::{Compression, SignalTarget};
-use super::exporter::{Accepted, BuildError, ExportError, Payload, header_map, read_pem};
+use super::request::{Accepted, BuildError, ExportError, Payload, header_map, read_pem};
 use bytes::{BufMut, Bytes};
 use http::uri::PathAndQuery;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
@@ -383,9 +383,9 @@ mod tests {
                 .add_service(LogsServiceServer::new(AcceptAll))
                 .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
         );
-        let cfg = crate::export::config::ExportConfig { endpoint: Some(url), ..Default::default() };
+        let cfg = crate::exporter::config::ExportConfig { endpoint: Some(url), ..Default::default() };
         let conn = BreakableConnector::default();
-        let exporter = GrpcExporter::build(&cfg.target(crate::export::config::Signal::Logs), {
+        let exporter = GrpcExporter::build(&cfg.target(crate::exporter::config::Signal::Logs), {
             let conn = conn.clone();
             move |ep| ep.connect_with_connector_lazy(conn.clone())
         })

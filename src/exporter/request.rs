@@ -1,12 +1,10 @@
-//! What every exporter shares: the payload of one export request, the two kinds of failure
-//! (retryable, permanent), and the per-signal exporter chosen from the configuration.
+//! What every transport shares: the payload of one export request, the answer, the two kinds
+//! of failure (retryable, permanent), and the set-up errors and helpers (headers, PEM files).
 
-use super::config::{ExportConfig, ExporterKind, Protocol, Signal};
-use super::{debug, otlp_grpc, otlp_http};
+use super::config::Signal;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// One export request.
@@ -135,76 +133,6 @@ pub(crate) fn header_map(target: &super::config::SignalTarget) -> Result<http::H
         headers.insert(name, value);
     }
     Ok(headers)
-}
-
-/// The exporter of one signal.
-#[derive(Clone)]
-pub enum SignalExporter {
-    /// OTLP/gRPC.
-    Grpc(otlp_grpc::GrpcExporter),
-    /// OTLP/HTTP.
-    Http(otlp_http::HttpExporter),
-    /// JSON lines.
-    Debug(Arc<debug::DebugExporter>),
-}
-
-impl SignalExporter {
-    /// Sends one request.
-    pub async fn export(&self, payload: &Payload) -> Result<Accepted, ExportError> {
-        match self {
-            SignalExporter::Grpc(e) => e.export(payload).await,
-            SignalExporter::Http(e) => e.export(payload).await,
-            SignalExporter::Debug(e) => e.export(payload),
-        }
-    }
-}
-
-/// One exporter per signal.
-#[derive(Clone)]
-pub struct Exporters {
-    /// Logs exporter.
-    pub logs: SignalExporter,
-    /// Metrics exporter.
-    pub metrics: SignalExporter,
-    /// Traces exporter.
-    pub traces: SignalExporter,
-}
-
-impl Exporters {
-    /// Builds the exporters (reads TLS files; connects lazily).
-    pub fn build(cfg: &ExportConfig) -> Result<Exporters, BuildError> {
-        if cfg.exporter == ExporterKind::Debug {
-            let d = Arc::new(debug::DebugExporter::open(cfg.debug_path.as_deref())?);
-            return Ok(Exporters {
-                logs: SignalExporter::Debug(d.clone()),
-                metrics: SignalExporter::Debug(d.clone()),
-                traces: SignalExporter::Debug(d),
-            });
-        }
-        let one = |s: Signal| -> Result<SignalExporter, BuildError> {
-            let t = cfg.target(s);
-            Ok(match t.protocol {
-                Protocol::Grpc => SignalExporter::Grpc(otlp_grpc::GrpcExporter::new(&t)?),
-                Protocol::HttpProtobuf | Protocol::HttpJson => {
-                    SignalExporter::Http(otlp_http::HttpExporter::new(&t)?)
-                }
-            })
-        };
-        Ok(Exporters {
-            logs: one(Signal::Logs)?,
-            metrics: one(Signal::Metrics)?,
-            traces: one(Signal::Traces)?,
-        })
-    }
-
-    /// The exporter of `signal`.
-    pub fn for_signal(&self, signal: Signal) -> &SignalExporter {
-        match signal {
-            Signal::Logs => &self.logs,
-            Signal::Metrics => &self.metrics,
-            Signal::Traces => &self.traces,
-        }
-    }
 }
 
 /// Reads a PEM file named by a configuration key.

@@ -1,7 +1,7 @@
 //! The `debug` exporter: one OTLP JSON export request per line, on stdout or appended to a
 //! file, so a newcomer can see the signals without any backend.
 
-use super::exporter::{Accepted, BuildError, ExportError, Payload};
+use super::request::{Accepted, BuildError, ExportError, Payload};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;

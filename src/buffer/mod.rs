@@ -24,11 +24,11 @@
 //!
 //! With `buffer.durable: false` the same API keeps deliveries in memory only.
 
+pub mod config;
 mod segment_log;
 
+use self::config::{BufferConfig, Fsync, Overflow};
 use self::segment_log::{Loc, RECORD_OVERHEAD, SegmentLog};
-use super::config::{Fsync, Overflow};
-use crate::config::BufferConfig;
 use bytes::Bytes;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

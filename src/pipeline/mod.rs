@@ -19,16 +19,16 @@
 //! memory stays bounded while data waits on disk and ingest keeps answering 200 until the
 //! buffer cap turns it to 503.
 
-use super::MetricsProducer;
-use super::buffer::Buffer;
-use super::config::{ExportConfig, Signal};
-use super::exporter::{ExportError, Exporters, Payload};
+use crate::buffer::Buffer;
+use crate::exporter::config::{ExportConfig, Signal};
+use crate::exporter::{ExportError, Exporters, Payload};
 use crate::mist::Envelope;
 use crate::signals::{Input, Translator};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -42,6 +42,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+/// Anything that supplies metrics at each collection (the translator's aggregation, the poller).
+pub trait MetricsProducer: Send + Sync {
+    /// The metrics as of `now_ns` (nanoseconds since the epoch).
+    fn collect(&self, now_ns: u64) -> Vec<ResourceMetrics>;
+}
 
 /// Labels: signal and outcome.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -439,7 +445,7 @@ impl Pipeline {
                 run.next_metrics = run.last_metrics + self.cfg.metric_interval;
             }
             self.remove_acknowledged(&mut run).await;
-            self.buffer.refresh_age(crate::ingest::handler::now_ns());
+            self.buffer.refresh_age(crate::clock::now_ns());
             if draining && caught_up && run.logs.items.is_empty() && run.spans.items.is_empty() {
                 break;
             }
@@ -486,7 +492,7 @@ impl Pipeline {
     }
 
     async fn export_metrics(&mut self, run: &mut Run) -> Sent {
-        let now = crate::ingest::handler::now_ns();
+        let now = crate::clock::now_ns();
         let mut rms = self.translator.collect_metrics(now);
         for p in &self.producers {
             rms.extend(p.collect(now));

@@ -4,7 +4,7 @@
 //! seconds), as are connection failures and timeouts; any other non-2xx answer is permanent.
 
 use super::config::{Compression, Protocol, SignalTarget};
-use super::exporter::{Accepted, BuildError, ExportError, Payload, header_map, read_pem};
+use super::request::{Accepted, BuildError, ExportError, Payload, header_map, read_pem};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
