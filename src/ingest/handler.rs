@@ -4,7 +4,6 @@
 //! unauthenticated sender cannot make the server parse JSON.
 
 use super::config::IngestConfig;
-use super::metrics::{IngestMetrics, SigFailLabels};
 use super::ratelimit::RateLimiter;
 use super::server::PeerAddr;
 use super::signature::{self, HEADER_V1, HEADER_V2, Rejection, Verdict};
@@ -12,6 +11,7 @@ use crate::buffer::{AppendError, Buffer};
 use crate::clock::now_ns;
 use crate::mist::envelope::{Envelope, topic_label};
 use crate::secret::Secret;
+use crate::telemetry::ingest::{IngestMetrics, SigFailLabels};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};

@@ -3,10 +3,9 @@
 
 pub mod config;
 pub mod handler;
-pub mod metrics;
 pub mod ratelimit;
 pub mod server;
 pub mod signature;
 
+pub use crate::telemetry::ingest::IngestMetrics;
 pub use handler::{IngestState, Observer, router};
-pub use metrics::IngestMetrics;

@@ -2,7 +2,7 @@
 //! HTTP/2, a connection cap, a header deadline, and graceful shutdown.
 
 use super::config::TlsConfig;
-use super::metrics::IngestMetrics;
+use crate::telemetry::ingest::IngestMetrics;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;

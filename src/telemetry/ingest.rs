@@ -1,4 +1,4 @@
-//! Self-metrics of the webhook listener.
+//! Self-metrics of the webhook listener (`mist_otel_ingest_*`).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;

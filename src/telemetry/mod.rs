@@ -1,0 +1,74 @@
+//! The server's own telemetry, declared in one place: every self-metric (name, help, typed
+//! labels) of a component is in that component's file here, the way the OpenTelemetry
+//! Collector's `metadata.yaml` declares a component's own telemetry once. Components hold the
+//! typed handles and bump them; `/metrics`, the status page and `/readyz` read the handles or
+//! the typed health snapshots declared beside them, never the rendered text.
+//!
+//! - [`ingest`] — the webhook listener: requests by outcome, signatures, bytes, events.
+//!
+//! Also here: the registry behind the admin `/metrics` and the structured log set-up.
+
+pub mod ingest;
+
+use crate::config::{LogConfig, LogFormat};
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+
+/// Creates the registry every component registers its self-metrics into. Names get the
+/// `mist_otel_` prefix.
+pub fn new_registry() -> Registry {
+    Registry::with_prefix("mist_otel")
+}
+
+/// Renders a registry in the Prometheus text format.
+pub fn render(registry: &Registry) -> String {
+    let mut out = String::new();
+    if prometheus_client::encoding::text::encode_registry(&mut out, registry).is_err() {
+        out.clear();
+    }
+    out
+}
+
+/// Declares a label-value enum: each variant with the text it is exported as. Label values are
+/// a closed set by construction, so a metric's cardinality is visible in its declaration.
+macro_rules! label_enum {
+    ($(#[$m:meta])* $vis:vis enum $name:ident { $($(#[$vm:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+        $vis enum $name { $($(#[$vm])* $variant),+ }
+
+        impl $name {
+            /// The label value as exported.
+            pub const fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),+ }
+            }
+        }
+
+        impl prometheus_client::encoding::EncodeLabelValue for $name {
+            fn encode(
+                &self,
+                encoder: &mut prometheus_client::encoding::LabelValueEncoder,
+            ) -> Result<(), std::fmt::Error> {
+                std::fmt::Write::write_str(encoder, self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use label_enum;
+
+/// A frozen registry shared by the admin listener.
+pub type SharedRegistry = Arc<Registry>;
+
+/// Installs the global tracing subscriber (JSON or text lines on stderr). `RUST_LOG` overrides
+/// the configured level.
+pub fn init_logging(cfg: &LogConfig) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&cfg.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match cfg.format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
