@@ -1,20 +1,23 @@
 //! The webhook handler: limits → signature → envelope → buffer → answer.
 //!
 //! Order matters: the signature is checked over the raw bytes before any parsing, so an
-//! unauthenticated sender cannot make the server parse JSON.
+//! unauthenticated sender cannot make the server parse JSON. [`accept`] runs the steps and
+//! returns a value ([`Accepted`] or a [`Refusal`]); one place counts, logs and answers it.
 
 use super::config::IngestConfig;
+use super::outcome::{Accepted, Refusal, RetryAfter};
 use super::ratelimit::RateLimiter;
 use super::server::PeerAddr;
-use super::signature::{self, HEADER_V1, HEADER_V2, Rejection, Verdict};
+use super::signature::{self, HEADER_V1, HEADER_V2, Verdict};
 use crate::buffer::{AppendError, Buffer};
 use crate::clock::now_ns;
 use crate::mist::envelope::{Envelope, topic_label};
 use crate::secret::Secret;
-use crate::telemetry::ingest::{IngestMetrics, SigFailLabels};
+use crate::telemetry::ingest::{IngestMetrics, Scheme};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -140,7 +143,7 @@ async fn named_endpoint(
     req: Request<Body>,
 ) -> Response {
     if name == DEFAULT_ENDPOINT || !st.endpoints.contains_key(&name) {
-        return json_error(StatusCode::NOT_FOUND, "no such webhook endpoint");
+        return json_error(StatusCode::NOT_FOUND, &Refusal::NoSuchEndpoint.message());
     }
     receive(&st, &name, req).await
 }
@@ -152,116 +155,148 @@ fn json_error(status: StatusCode, msg: &str) -> Response {
 
 async fn receive(st: &IngestState, name: &str, req: Request<Body>) -> Response {
     let Some(ep) = st.endpoints.get(name) else {
-        return json_error(StatusCode::NOT_FOUND, "no such webhook endpoint");
+        return json_error(StatusCode::NOT_FOUND, &Refusal::NoSuchEndpoint.message());
     };
     let received_at_ns = now_ns();
     let (parts, body) = req.into_parts();
+    match accept(st, ep, &parts, body, received_at_ns).await {
+        Ok(delivery) => st.answer_accepted(name, delivery, received_at_ns),
+        Err(refusal) => st.answer_refused(name, refusal, &parts),
+    }
+}
 
-    // 0. Per-source rate limit, before reading anything.
+/// Limits → signature → envelope → buffer. Order matters: nothing is parsed before the
+/// signature has been checked over the raw bytes.
+async fn accept(
+    st: &IngestState,
+    ep: &Endpoint,
+    parts: &Parts,
+    body: Body,
+    received_at_ns: u64,
+) -> Result<Accepted, Refusal> {
+    // Per-source rate limit, before reading anything.
     if let (Some(rl), Some(peer)) = (&st.limiter, parts.extensions.get::<PeerAddr>())
         && !rl.allow(peer.0.ip(), std::time::Instant::now())
     {
-        st.metrics.rate_limited.inc();
-        st.metrics.outcome(name, "unknown", "rate_limited");
-        st.observe(name, None, StatusCode::TOO_MANY_REQUESTS, 0, Some("rate limited"));
-        let mut resp = json_error(StatusCode::TOO_MANY_REQUESTS, "too many requests from this address");
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return resp;
+        return Err(Refusal::RateLimited);
     }
+    let body = read_body(st, parts, body).await?;
+    let (scheme, index) = match verify(ep, &parts.headers, &body) {
+        Verdict::V2(i) => (Scheme::V2, Some(i)),
+        Verdict::V1(i) => (Scheme::V1, Some(i)),
+        Verdict::Unsigned => (Scheme::Unsigned, None),
+        Verdict::Rejected(r) => return Err(Refusal::Unauthorized(r)),
+    };
+    st.metrics.signature_match(&ep.name, scheme, index);
+    // A validation pass suffices (same verdict as the full parse, no per-field allocation);
+    // the pipeline parses in full later, and the status page only when viewed.
+    let summary = Envelope::validate(&body).map_err(|e| Refusal::BadRequest(e.to_string()))?;
+    let delivery = Accepted {
+        topic_label: topic_label(&summary.topic),
+        topic: summary.topic,
+        events: summary.events,
+        body,
+    };
+    // Answer 200 only once the delivery is kept (`ping` is answered, not kept).
+    if delivery.topic != "ping" {
+        store(st, &ep.name, parts, &delivery, received_at_ns).await?;
+    }
+    Ok(delivery)
+}
 
-    // 1. Size: refuse a declared oversize body before reading a byte of it.
+/// Reads the body within the size and time limits: a declared oversize body is refused before
+/// a byte of it is read.
+async fn read_body(st: &IngestState, parts: &Parts, body: Body) -> Result<Bytes, Refusal> {
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > st.max_body as u64) {
-        return too_large(st, name);
+        return Err(Refusal::TooLarge(st.max_body));
     }
-    let body = match tokio::time::timeout(st.body_timeout, Limited::new(body, st.max_body).collect()).await {
-        Err(_) => {
-            st.metrics.outcome(name, "unknown", "timeout");
-            st.observe(name, None, StatusCode::REQUEST_TIMEOUT, 0, Some("body not received in time"));
-            return json_error(StatusCode::REQUEST_TIMEOUT, "request body not received in time");
-        }
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => return too_large(st, name),
-        Ok(Err(_)) => {
-            st.metrics.outcome(name, "unknown", "error");
-            return json_error(StatusCode::BAD_REQUEST, "could not read request body");
-        }
+    match tokio::time::timeout(st.body_timeout, Limited::new(body, st.max_body).collect()).await {
+        Err(_) => Err(Refusal::Timeout),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(Refusal::TooLarge(st.max_body)),
+        Ok(Err(_)) => Err(Refusal::Unreadable),
         // An exact-size copy: the collected body is usually a slice of hyper's read buffer,
         // and keeping that slice in the buffer would keep the whole (much larger) read buffer
         // alive: measured at ~2 GiB RSS for 256 MiB of buffered bodies under load.
-        Ok(Ok(collected)) => Bytes::copy_from_slice(&collected.to_bytes()),
-    };
+        Ok(Ok(collected)) => Ok(Bytes::copy_from_slice(&collected.to_bytes())),
+    }
+}
 
-    // 2. Signature over the raw bytes.
-    let verdict = verify(ep, &parts.headers, &body);
-    let (scheme, index) = match verdict {
-        Verdict::V2(i) => ("v2", Some(i)),
-        Verdict::V1(i) => ("v1", Some(i)),
-        Verdict::Unsigned => ("unsigned", None),
-        Verdict::Rejected(r) => return unauthorized(st, name, r, &parts),
+/// Appends the delivery to the buffer; a full buffer or a failed write refuses it.
+async fn store(
+    st: &IngestState,
+    name: &str,
+    parts: &Parts,
+    d: &Accepted,
+    received_at_ns: u64,
+) -> Result<(), Refusal> {
+    let refused = |full: bool| {
+        let (topic_label, topic, events) = (d.topic_label, d.topic.clone(), d.events);
+        if full {
+            Refusal::Busy { topic_label, topic, events }
+        } else {
+            Refusal::StorageFailed { topic_label, topic, events }
+        }
     };
-    st.metrics.signature_match(name, scheme, index);
-
-    // 3. Envelope. A validation pass suffices (same verdict as the full parse, no per-field
-    // allocation); the pipeline parses in full later, and the status page only when viewed.
-    let summary = match Envelope::validate(&body) {
-        Ok(p) => p,
+    match st.buffer.append(name, received_at_ns, d.body.clone()).await {
+        Ok(_) => Ok(()),
+        Err(AppendError::Full) => Err(refused(true)),
         Err(e) => {
-            st.metrics.outcome(name, "unknown", "bad_request");
-            let msg = e.to_string();
-            st.observe(name, None, StatusCode::BAD_REQUEST, 0, Some(&msg));
-            return json_error(StatusCode::BAD_REQUEST, &msg);
+            let (request_id, peer) = request_context(parts);
+            tracing::error!(endpoint = name, request_id, %peer, error = %e, "cannot store delivery");
+            Err(refused(false))
         }
-    };
-    let topic = topic_label(&summary.topic);
-    let n_events = summary.events;
+    }
+}
 
-    // 4. Buffer (durable once the export work lands); answer 200 only after it is kept.
-    if summary.topic != "ping" {
-        match st.buffer.append(name, received_at_ns, body.clone()).await {
-            Ok(_) => {}
-            Err(AppendError::Full) => {
-                st.metrics.outcome(name, topic, "busy");
-                st.observe(
-                    name,
-                    Some(&summary.topic),
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    n_events,
-                    Some("buffer full"),
-                );
-                let mut resp = json_error(StatusCode::SERVICE_UNAVAILABLE, "buffer full, retry later");
-                resp.headers_mut().insert(header::RETRY_AFTER, st.retry_after.clone());
-                return resp;
-            }
-            Err(e) => {
-                let (request_id, peer) = request_context(&parts);
-                tracing::error!(endpoint = name, request_id, %peer, error = %e, "cannot store delivery");
-                st.metrics.outcome(name, topic, "error");
-                st.observe(
-                    name,
-                    Some(&summary.topic),
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    n_events,
-                    Some("storage error"),
-                );
-                let mut resp =
-                    json_error(StatusCode::SERVICE_UNAVAILABLE, "cannot store delivery, retry later");
-                resp.headers_mut().insert(header::RETRY_AFTER, st.retry_after.clone());
-                return resp;
-            }
+impl IngestState {
+    /// Counts, shows and answers an accepted delivery.
+    fn answer_accepted(&self, name: &str, d: Accepted, received_at_ns: u64) -> Response {
+        self.metrics.accepted(name, d.topic_label, d.body.len() as u64, d.events as u64);
+        self.observe(name, Some(&d.topic), StatusCode::OK, d.events, None);
+        for o in self.observers.iter() {
+            o.accepted(name, &d.topic, &d.body, received_at_ns);
         }
+        // Written directly: a `json!` value would cost a map and several allocations per delivery.
+        let body = format!(r#"{{"status":"accepted","events":{}}}"#, d.events);
+        (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response()
     }
-    st.metrics.accepted(name, topic, body.len() as u64, n_events as u64);
-    st.observe(name, Some(&summary.topic), StatusCode::OK, n_events, None);
-    for o in st.observers.iter() {
-        o.accepted(name, &summary.topic, &body, received_at_ns);
+
+    /// Counts, logs, shows and answers a refusal.
+    fn answer_refused(&self, name: &str, r: Refusal, parts: &Parts) -> Response {
+        if let Some(outcome) = r.outcome() {
+            self.metrics.outcome(name, r.topic_label(), outcome);
+        }
+        match &r {
+            Refusal::RateLimited => {
+                self.metrics.rate_limited.inc();
+            }
+            Refusal::Unauthorized(reason) => {
+                self.metrics.signature_failure(name, *reason);
+                let (request_id, peer) = request_context(parts);
+                tracing::warn!(endpoint = name, request_id, %peer, reason = reason.as_str(), "rejected webhook signature");
+            }
+            _ => {}
+        }
+        if let Some(reason) = r.reason() {
+            let (topic, events) = r.parsed().map_or((None, 0), |(t, n)| (Some(t), n));
+            self.observe(name, topic, r.status(), events, Some(&reason));
+        }
+        let mut resp = json_error(r.status(), &r.message());
+        let retry_after = match r.retry_after() {
+            RetryAfter::No => None,
+            RetryAfter::OneSecond => Some(HeaderValue::from_static("1")),
+            RetryAfter::Configured => Some(self.retry_after.clone()),
+        };
+        if let Some(v) = retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        resp
     }
-    // Written directly: a `json!` value would cost a map and several allocations per delivery.
-    let body = format!(r#"{{"status":"accepted","events":{n_events}}}"#);
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 fn verify(ep: &Endpoint, headers: &HeaderMap, body: &Bytes) -> Verdict {
@@ -275,35 +310,11 @@ fn verify(ep: &Endpoint, headers: &HeaderMap, body: &Bytes) -> Verdict {
     )
 }
 
-fn too_large(st: &IngestState, name: &str) -> Response {
-    st.metrics.outcome(name, "unknown", "too_large");
-    st.observe(name, None, StatusCode::PAYLOAD_TOO_LARGE, 0, Some("body too large"));
-    json_error(StatusCode::PAYLOAD_TOO_LARGE, &format!("body larger than {} bytes", st.max_body))
-}
-
 /// The request id (set or propagated by the id layer) and the peer, for log lines. Logged per
 /// line rather than through a per-request span: a span costs every request, a field only the
 /// requests that log.
-fn request_context(parts: &axum::http::request::Parts) -> (&str, String) {
+fn request_context(parts: &Parts) -> (&str, String) {
     let id = parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
     let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.to_string()).unwrap_or_default();
     (id, peer)
-}
-
-fn unauthorized(st: &IngestState, name: &str, r: Rejection, parts: &axum::http::request::Parts) -> Response {
-    st.metrics.outcome(name, "unknown", "unauthorized");
-    st.metrics
-        .signature_failures
-        .get_or_create(&SigFailLabels { endpoint: name.into(), reason: r.as_str().into() })
-        .inc();
-    let msg = match r {
-        Rejection::Missing => "missing X-Mist-Signature-v2 header",
-        Rejection::Malformed => "malformed signature header",
-        Rejection::Mismatch => "signature does not match",
-        Rejection::Sha1Disabled => "X-Mist-Signature (SHA-1) is not enabled; send X-Mist-Signature-v2",
-    };
-    let (request_id, peer) = request_context(parts);
-    tracing::warn!(endpoint = name, request_id, %peer, reason = r.as_str(), "rejected webhook signature");
-    st.observe(name, None, StatusCode::UNAUTHORIZED, 0, Some(msg));
-    json_error(StatusCode::UNAUTHORIZED, msg)
 }

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod handler;
+pub mod outcome;
 pub mod ratelimit;
 pub mod server;
 pub mod signature;

@@ -22,30 +22,9 @@ pub enum Verdict {
     Rejected(Rejection),
 }
 
-/// Why a signature was rejected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rejection {
-    /// No signature header at all.
-    Missing,
-    /// The header is not hex of the right length.
-    Malformed,
-    /// Well formed but matches no secret.
-    Mismatch,
-    /// Only the SHA-1 header was sent and SHA-1 is not enabled.
-    Sha1Disabled,
-}
-
-impl Rejection {
-    /// Label value for metrics and the status page.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Rejection::Missing => "missing",
-            Rejection::Malformed => "malformed",
-            Rejection::Mismatch => "mismatch",
-            Rejection::Sha1Disabled => "sha1_disabled",
-        }
-    }
-}
+/// Why a signature was rejected: the `reason` label of the signature-failure metric, declared
+/// with the listener's self-metrics.
+pub use crate::telemetry::ingest::SigFailure as Rejection;
 
 /// Checks one delivery. `v2`/`v1` are the raw header values if present.
 ///

@@ -1,5 +1,6 @@
 //! Self-metrics of the webhook listener (`mist_otel_ingest_*`).
 
+use super::label_enum;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -8,6 +9,54 @@ use prometheus_client::registry::Registry;
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
+label_enum! {
+    /// How the listener answered a request (`outcome` label).
+    pub enum Outcome {
+        /// 200: verified and stored.
+        Accepted => "accepted",
+        /// 401: signature missing, malformed or wrong.
+        Unauthorized => "unauthorized",
+        /// 400: not the envelope shape, or the body could not be read.
+        BadRequest => "bad_request",
+        /// 413: body over the limit.
+        TooLarge => "too_large",
+        /// 408: body not received in time.
+        Timeout => "timeout",
+        /// 503: buffer full.
+        Busy => "busy",
+        /// 503 (storage failed) or 400 (body unreadable).
+        Error => "error",
+        /// 429: over the per-source rate limit.
+        RateLimited => "rate_limited",
+    }
+}
+
+label_enum! {
+    /// Why a signature was refused (`reason` label).
+    pub enum SigFailure {
+        /// No signature header at all.
+        Missing => "missing",
+        /// The header is not hex of the right length.
+        Malformed => "malformed",
+        /// Well formed but matches no secret.
+        Mismatch => "mismatch",
+        /// Only SHA-1 was sent and it is not enabled.
+        Sha1Disabled => "sha1_disabled",
+    }
+}
+
+label_enum! {
+    /// How a delivery was verified (`scheme` label).
+    pub enum Scheme {
+        /// `X-Mist-Signature-v2` (HMAC-SHA256).
+        V2 => "v2",
+        /// `X-Mist-Signature` (HMAC-SHA1), when enabled.
+        V1 => "v1",
+        /// No secret configured and unsigned deliveries allowed.
+        Unsigned => "unsigned",
+    }
+}
+
 /// Labels of a request outcome.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -15,8 +64,8 @@ pub struct RequestLabels {
     pub endpoint: String,
     /// Topic (bounded: unknown topics are `other`; `unknown` before parsing).
     pub topic: String,
-    /// `accepted`, `unauthorized`, `bad_request`, `too_large`, `timeout`, `busy`, `error`.
-    pub outcome: String,
+    /// How the request was answered.
+    pub outcome: Outcome,
 }
 
 /// Labels of a signature failure.
@@ -24,8 +73,8 @@ pub struct RequestLabels {
 pub struct SigFailLabels {
     /// Endpoint name.
     pub endpoint: String,
-    /// `missing`, `malformed`, `mismatch`, `sha1_disabled`.
-    pub reason: String,
+    /// Why it was refused.
+    pub reason: SigFailure,
 }
 
 /// Labels of a matched secret.
@@ -33,8 +82,8 @@ pub struct SigFailLabels {
 pub struct SigMatchLabels {
     /// Endpoint name.
     pub endpoint: String,
-    /// `v2`, `v1` or `unsigned`.
-    pub scheme: String,
+    /// How the delivery was verified.
+    pub scheme: Scheme,
     /// Position of the secret in the configured list (to retire old ones).
     pub secret_index: String,
 }
@@ -86,7 +135,7 @@ struct HotCounters {
     /// `requests{outcome="accepted"}` and `events`, by topic label.
     topics: HashMap<&'static str, (Counter, Counter)>,
     /// Signature matches by scheme and secret index.
-    matches: HashMap<(&'static str, Option<usize>), Counter>,
+    matches: HashMap<(Scheme, Option<usize>), Counter>,
 }
 
 impl IngestMetrics {
@@ -144,7 +193,7 @@ impl IngestMetrics {
             .get_or_create(&RequestLabels {
                 endpoint: endpoint.into(),
                 topic: topic.into(),
-                outcome: "accepted".into(),
+                outcome: Outcome::Accepted,
             })
             .clone();
         let e = self
@@ -158,15 +207,15 @@ impl IngestMetrics {
         hot.topics.insert(topic, (r, e));
     }
 
-    /// Counts a verified signature by scheme (`v2`, `v1`, `unsigned`) and the index of the
-    /// secret that matched (`none` for unsigned).
-    pub fn signature_match(&self, endpoint: &str, scheme: &'static str, index: Option<usize>) {
+    /// Counts a verified signature by scheme and the index of the secret that matched (`none`
+    /// for unsigned).
+    pub fn signature_match(&self, endpoint: &str, scheme: Scheme, index: Option<usize>) {
         if self.with_hot(endpoint, |hot| hot.matches.get(&(scheme, index)).map(Counter::inc).is_some()) {
             return;
         }
         let labels = SigMatchLabels {
             endpoint: endpoint.into(),
-            scheme: scheme.into(),
+            scheme,
             secret_index: index.map_or_else(|| "none".to_owned(), |i| i.to_string()),
         };
         let c = self.signature_matches.get_or_create(&labels).clone();
@@ -182,14 +231,15 @@ impl IngestMetrics {
     }
 
     /// Counts a request by outcome (the paths other than an accepted delivery).
-    pub fn outcome(&self, endpoint: &str, topic: &str, outcome: &str) {
+    pub fn outcome(&self, endpoint: &str, topic: &str, outcome: Outcome) {
         self.requests
-            .get_or_create(&RequestLabels {
-                endpoint: endpoint.into(),
-                topic: topic.into(),
-                outcome: outcome.into(),
-            })
+            .get_or_create(&RequestLabels { endpoint: endpoint.into(), topic: topic.into(), outcome })
             .inc();
+    }
+
+    /// Counts a refused signature by reason.
+    pub fn signature_failure(&self, endpoint: &str, reason: SigFailure) {
+        self.signature_failures.get_or_create(&SigFailLabels { endpoint: endpoint.into(), reason }).inc();
     }
 }
 
@@ -216,9 +266,9 @@ mod tests {
         m.accepted("default", "alarms", 50, 1);
         m.accepted("default", "other", 7, 3);
         m.accepted("east", "alarms", 1, 1);
-        m.signature_match("default", "v2", Some(1));
-        m.signature_match("default", "v2", Some(1));
-        m.signature_match("default", "unsigned", None);
+        m.signature_match("default", Scheme::V2, Some(1));
+        m.signature_match("default", Scheme::V2, Some(1));
+        m.signature_match("default", Scheme::Unsigned, None);
         let t = exposition(&registry);
         let get = |s: &str| value(&t, s).unwrap_or_else(|| panic!("{s} missing in\n{t}"));
         assert_eq!(get(r#"ingest_bytes_total{endpoint="default"}"#), 157.0);
