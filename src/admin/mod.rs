@@ -1,38 +1,17 @@
 //! The admin listener (loopback by default): `/healthz`, `/readyz`, `/metrics` and the status page.
 
+pub mod config;
 pub mod status;
 
-use crate::config::ConfigError;
+pub use config::AdminConfig;
+
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus_client::registry::Registry;
-use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
 use std::sync::Arc;
-
-/// Admin listener settings.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AdminConfig {
-    /// Address (`MIST_OTEL_ADMIN_LISTEN`); loopback by default so metrics and status stay private.
-    pub listen: SocketAddr,
-}
-
-impl Default for AdminConfig {
-    fn default() -> Self {
-        Self { listen: "127.0.0.1:4321".parse().expect("valid default address") }
-    }
-}
-
-impl AdminConfig {
-    /// Checks the admin rules.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        Ok(())
-    }
-}
 
 /// A source of extra Prometheus text appended to `/metrics` (e.g. the poller's gauges).
 pub type MetricsSource = Arc<dyn Fn(&mut String) + Send + Sync>;
