@@ -11,7 +11,7 @@ use crate::ingest::{self, IngestMetrics, IngestState};
 use crate::pipeline::{ExportMetrics, MetricsProducer, Pipeline};
 use crate::signals::Translator;
 use crate::telemetry;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,53 +75,21 @@ pub async fn start_with_producers(
     cfg: Config,
     mut producers: Vec<Arc<dyn MetricsProducer>>,
 ) -> Result<Running, StartError> {
-    if cfg.ingest.default_endpoint_unusable() && cfg.ingest.endpoints.is_empty() {
-        return Err(StartError::Config(
-            "no webhook secret configured: set MIST_WEBHOOK_SECRET (or ingest.secrets), \
-             or set ingest.allow_unsigned: true to accept unsigned deliveries"
-                .into(),
-        ));
-    }
-    if cfg.ingest.secrets.is_empty() && cfg.ingest.allow_unsigned {
-        tracing::warn!(
-            "ingest.allow_unsigned is on: deliveries are NOT verified; anyone who can reach the listener can inject events"
-        );
-    }
-    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| StartError::DataDir {
-        path: cfg.data_dir.display().to_string(),
-        message: e.to_string(),
-    })?;
+    check_serving(&cfg)?;
+    let data_dir_error =
+        |message: String| StartError::DataDir { path: cfg.data_dir.display().to_string(), message };
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| data_dir_error(e.to_string()))?;
 
     let cancel = CancellationToken::new();
     let mut registry = telemetry::new_registry();
     let ingest_metrics = IngestMetrics::register(&mut registry);
-    let buffer = Buffer::open(&cfg.buffer, &cfg.data_dir, &mut registry).map_err(|e| {
-        StartError::DataDir { path: cfg.data_dir.display().to_string(), message: e.to_string() }
-    })?;
+    let buffer =
+        Buffer::open(&cfg.buffer, &cfg.data_dir, &mut registry).map_err(|e| data_dir_error(e.to_string()))?;
     let exporters = Exporters::build(&cfg.export).map_err(|e| StartError::Config(e.to_string()))?;
     let export_metrics = ExportMetrics::register(&mut registry);
-
     let tls = cfg.ingest.tls.clone().map(TlsReloader::new).transpose()?;
-    let webhook_listener = TcpListener::bind(cfg.ingest.listen).await.map_err(|source| StartError::Bind {
-        what: "webhooks",
-        addr: cfg.ingest.listen,
-        source,
-    })?;
-    let admin_listener = TcpListener::bind(cfg.admin.listen).await.map_err(|source| StartError::Bind {
-        what: "admin",
-        addr: cfg.admin.listen,
-        source,
-    })?;
-    let webhook_addr = webhook_listener.local_addr().map_err(|source| StartError::Bind {
-        what: "webhooks",
-        addr: cfg.ingest.listen,
-        source,
-    })?;
-    let admin_addr = admin_listener.local_addr().map_err(|source| StartError::Bind {
-        what: "admin",
-        addr: cfg.admin.listen,
-        source,
-    })?;
+    let (webhook_listener, webhook_addr) = bind("webhooks", cfg.ingest.listen).await?;
+    let (admin_listener, admin_addr) = bind("admin", cfg.admin.listen).await?;
 
     let mut tasks = Vec::new();
     let mut extra_metrics: Vec<admin::MetricsSource> = Vec::new();
@@ -138,7 +106,7 @@ pub async fn start_with_producers(
     let status_board = Arc::new(admin::status::StatusBoard::new());
     let state = IngestState::new(&cfg.ingest, buffer.clone(), ingest_metrics.clone())
         .with_observer(status_board.clone());
-    let router = with_request_ids(ingest::router(&cfg.ingest.path, state));
+    let router = ingest::request_id::with_request_ids(ingest::router(&cfg.ingest.path, state));
     if let Some(t) = tls.clone() {
         tasks.push(tokio::spawn(t.watch(cancel.clone())));
     }
@@ -154,192 +122,84 @@ pub async fn start_with_producers(
         Duration::from_secs(10),
     )));
 
-    let mut attributes = HashMap::new();
-    attributes.insert(DEFAULT_ENDPOINT.to_owned(), cfg.ingest.attributes.clone());
-    for ep in &cfg.ingest.endpoints {
-        attributes.insert(ep.name.clone(), ep.attributes.clone());
-    }
     let pipeline = Pipeline::new(
         buffer.clone(),
         Translator::new(&cfg.signals),
         exporters,
         cfg.export.clone(),
-        attributes,
+        endpoint_attributes(&cfg),
         producers,
         export_metrics,
     );
     let pipeline_cancel = CancellationToken::new();
     let pipeline = tokio::spawn(pipeline.run(pipeline_cancel.clone()));
-    // The oldest-undelivered age must keep growing while the pipeline is stuck retrying, so it
-    // is refreshed here rather than by the pipeline.
-    let (age_buffer, age_cancel) = (buffer.clone(), cancel.clone());
-    tasks.push(tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tokio::select! {
-                _ = tick.tick() => age_buffer.refresh_age(crate::clock::now_ns()),
-                _ = age_cancel.cancelled() => break,
-            }
-        }
-    }));
+    tasks.push(tokio::spawn(refresh_buffer_age(buffer.clone(), cancel.clone())));
 
     let ready_buffer = buffer.clone();
     let ready: Vec<ReadyCheck> =
         vec![Arc::new(move || if ready_buffer.has_room() { Ok(()) } else { Err("buffer full".into()) })];
     let registry = Arc::new(registry);
     let status_router = admin::status::router(status_board, registry.clone(), cancel.clone());
-    let admin_state = AdminState { registry, extra_metrics, ready };
-    let admin_router = admin::router(admin_state).merge(status_router);
-    let admin_cancel = cancel.clone();
-    tasks.push(tokio::spawn(async move {
-        let r = axum::serve(admin_listener, admin_router)
-            .with_graceful_shutdown(async move { admin_cancel.cancelled().await })
-            .await;
-        if let Err(e) = r {
-            tracing::error!(error = %e, "admin listener failed");
-        }
-    }));
+    let admin_router = admin::router(AdminState { registry, extra_metrics, ready }).merge(status_router);
+    tasks.push(tokio::spawn(serve_admin(admin_listener, admin_router, cancel.clone())));
 
     tracing::info!(webhooks = %webhook_addr, admin = %admin_addr, path = %cfg.ingest.path, tls = cfg.ingest.tls.is_some(), "mist-otel listening");
     Ok(Running { webhook_addr, admin_addr, cancel, pipeline_cancel, tasks, pipeline })
 }
 
-/// Request ids: taken from `X-Request-Id` or generated, and echoed back. The handler puts the id
-/// (and the peer) on every line it logs about a request.
-fn with_request_ids(router: axum::Router) -> axum::Router {
-    router.layer(RequestIdLayer(RequestIds::new()))
-}
-
-/// The request-id header.
-const X_REQUEST_ID: axum::http::HeaderName = axum::http::HeaderName::from_static("x-request-id");
-
-/// Sets `X-Request-Id` on the request (the sender's, else a new one) for the handler's log
-/// lines, and echoes it on the answer unless the answer has one: what `tower_http`'s
-/// set/propagate pair does, in one layer, headers only (no request extension, no boxing).
-#[derive(Clone)]
-struct RequestIdLayer(RequestIds);
-
-impl<S> tower::Layer<S> for RequestIdLayer {
-    type Service = RequestIdService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        RequestIdService { inner, ids: self.0.clone() }
+/// Refuses a configuration that cannot verify anything, and warns about one that verifies
+/// nothing on purpose.
+fn check_serving(cfg: &Config) -> Result<(), StartError> {
+    if cfg.ingest.default_endpoint_unusable() && cfg.ingest.endpoints.is_empty() {
+        return Err(StartError::Config(
+            "no webhook secret configured: set MIST_WEBHOOK_SECRET (or ingest.secrets), \
+             or set ingest.allow_unsigned: true to accept unsigned deliveries"
+                .into(),
+        ));
     }
-}
-
-/// The service of [`RequestIdLayer`].
-#[derive(Clone)]
-struct RequestIdService<S> {
-    inner: S,
-    ids: RequestIds,
-}
-
-impl<S, B, R> tower::Service<axum::http::Request<B>> for RequestIdService<S>
-where
-    S: tower::Service<axum::http::Request<B>, Response = axum::http::Response<R>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = WithRequestId<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: axum::http::Request<B>) -> Self::Future {
-        let id = match req.headers().get(&X_REQUEST_ID) {
-            Some(v) => v.clone(),
-            None => {
-                let v = self.ids.next();
-                req.headers_mut().insert(X_REQUEST_ID, v.clone());
-                v
-            }
-        };
-        WithRequestId { inner: self.inner.call(req), id: Some(id) }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The answer of [`RequestIdService`], with the id echoed.
-    struct WithRequestId<F> {
-        #[pin]
-        inner: F,
-        id: Option<axum::http::HeaderValue>,
-    }
-}
-
-impl<F, R, E> std::future::Future for WithRequestId<F>
-where
-    F: std::future::Future<Output = Result<axum::http::Response<R>, E>>,
-{
-    type Output = F::Output;
-
-    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
-        let this = self.project();
-        let mut resp = std::task::ready!(this.inner.poll(cx))?;
-        if let Some(id) = this.id.take() {
-            resp.headers_mut().entry(X_REQUEST_ID).or_insert(id);
-        }
-        std::task::Poll::Ready(Ok(resp))
-    }
-}
-
-/// Request ids shaped as UUIDv4 text: 74 random bits drawn once per process, then a 48-bit
-/// counter. Unique within a process and across restarts (with overwhelming odds), without the
-/// `getrandom` system call per request that `tower_http`'s `MakeRequestUuid` makes. They
-/// count up, so they are guessable: they identify requests in logs, they are not secrets.
-#[derive(Clone)]
-struct RequestIds {
-    base: u64,
-    /// 10 more random bits, for the fourth group.
-    base2: u64,
-    next: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl RequestIds {
-    fn new() -> Self {
-        use std::hash::{BuildHasher, Hasher};
-        // std seeds every RandomState from the OS's random source.
-        let random = || std::collections::hash_map::RandomState::new().build_hasher().finish();
-        Self { base: random(), base2: random(), next: Arc::new(std::sync::atomic::AtomicU64::new(0)) }
-    }
-
-    /// The next id.
-    fn next(&self) -> axum::http::HeaderValue {
-        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) & 0xffff_ffff_ffff;
-        let b = self.base;
-        // xxxxxxxx-xxxx-4xxx-[89ab]xxx-<counter>: version 4, RFC 4122 variant.
-        let id = format!(
-            "{:08x}-{:04x}-{:04x}-{:04x}-{n:012x}",
-            b >> 32,
-            (b >> 16) & 0xffff,
-            0x4000 | ((b >> 4) & 0x0fff),
-            0x8000 | ((b & 0xf) << 10) | (self.base2 & 0x3ff),
+    if cfg.ingest.secrets.is_empty() && cfg.ingest.allow_unsigned {
+        tracing::warn!(
+            "ingest.allow_unsigned is on: deliveries are NOT verified; anyone who can reach the listener can inject events"
         );
-        // Hex digits and dashes only: always a valid header value.
-        axum::http::HeaderValue::try_from(id)
-            .unwrap_or_else(|_| axum::http::HeaderValue::from_static("invalid"))
+    }
+    Ok(())
+}
+
+/// Binds a listener and reads back its address (port 0 becomes the real port).
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    let err = |source| StartError::Bind { what, addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(err)?;
+    let local = listener.local_addr().map_err(err)?;
+    Ok((listener, local))
+}
+
+/// The resource attributes each endpoint adds to its events.
+fn endpoint_attributes(cfg: &Config) -> HashMap<String, BTreeMap<String, String>> {
+    let mut attributes = HashMap::new();
+    attributes.insert(DEFAULT_ENDPOINT.to_owned(), cfg.ingest.attributes.clone());
+    for ep in &cfg.ingest.endpoints {
+        attributes.insert(ep.name.clone(), ep.attributes.clone());
+    }
+    attributes
+}
+
+/// Keeps the oldest-undelivered age growing while the pipeline is stuck retrying (so it is
+/// refreshed here rather than by the pipeline).
+async fn refresh_buffer_age(buffer: Buffer, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => buffer.refresh_age(crate::clock::now_ns()),
+            _ = cancel.cancelled() => break,
+        }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::RequestIds;
-
-    #[test]
-    fn request_ids_are_distinct_uuid_v4_text() {
-        let ids = RequestIds::new();
-        let other = RequestIds::new();
-        let mut seen = std::collections::HashSet::new();
-        for _ in 0..1000 {
-            let text = ids.next().to_str().expect("ASCII").to_owned();
-            let parts: Vec<&str> = text.split('-').collect();
-            assert_eq!(parts.iter().map(|p| p.len()).collect::<Vec<_>>(), [8, 4, 4, 4, 12], "{text}");
-            assert!(text.chars().all(|c| c == '-' || c.is_ascii_hexdigit()), "{text}");
-            assert!(parts[2].starts_with('4') && "89ab".contains(&parts[3][..1]), "{text}");
-            assert!(seen.insert(text), "duplicate id");
-        }
-        // Another generator (another process, in effect) starts elsewhere.
-        assert!(!seen.contains(other.next().to_str().expect("ASCII")));
+/// Serves the admin listener until shutdown.
+async fn serve_admin(listener: TcpListener, router: axum::Router, cancel: CancellationToken) {
+    let r =
+        axum::serve(listener, router).with_graceful_shutdown(async move { cancel.cancelled().await }).await;
+    if let Err(e) = r {
+        tracing::error!(error = %e, "admin listener failed");
     }
 }

@@ -5,6 +5,7 @@ pub mod config;
 pub mod handler;
 pub mod outcome;
 pub mod ratelimit;
+pub mod request_id;
 pub mod server;
 pub mod signature;
 
