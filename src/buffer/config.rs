@@ -29,6 +29,16 @@ pub enum Fsync {
     Interval,
 }
 
+impl Fsync {
+    /// The setting as written in the configuration.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Fsync::Always => "always",
+            Fsync::Interval => "interval",
+        }
+    }
+}
+
 /// The buffer between ingest and export.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -1,11 +1,7 @@
 //! The durable buffer's on-disk format: an append-only log of segment files.
 //!
 //! `<data_dir>/buffer/<20-digit id>.seg`, oldest first. A segment starts with [`MAGIC`], then
-//! frames: `len: u32 LE`, `crc32: u32 LE` (of the payload), then `len` bytes of payload:
-//!
-//! - delivery: `1u8`, `seq: u64`, `received_at_ns: u64`, `endpoint_len: u16`, endpoint, body;
-//! - acknowledgement: `2u8`, `through: u64` — every delivery with `seq ≤ through` is done
-//!   (exported, or evicted in drop-oldest mode).
+//! frames of deliveries and acknowledgements (format in [`super::record`]).
 //!
 //! One writer at a time (the buffer holds the log behind a lock): one `write` per commit, and
 //! the `fdatasync` either in the same commit (`fsync: always`) or on the sync thread. A
@@ -23,29 +19,13 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::record::{
+    FRAME_HEADER, FrameError, Loc, MAX_FRAME, Payload, RECORD_OVERHEAD, encode_ack, frame_header,
+    parse_payload,
+};
+
 /// First bytes of every segment file (format version 1).
 pub(super) const MAGIC: &[u8; 8] = b"MOTLSEG1";
-/// Frame header: payload length + CRC.
-const FRAME_HEADER: usize = 8;
-/// Payload bytes of a delivery besides endpoint and body: kind, seq, receipt time, endpoint length.
-const DELIVERY_FIXED: usize = 1 + 8 + 8 + 2;
-/// Bytes a delivery takes on disk besides its endpoint and body.
-pub(super) const RECORD_OVERHEAD: usize = FRAME_HEADER + DELIVERY_FIXED;
-const KIND_DELIVERY: u8 = 1;
-const KIND_ACK: u8 = 2;
-/// Largest frame accepted when reading; larger means a corrupt length.
-const MAX_FRAME: usize = 256 * 1024 * 1024;
-
-/// Where a delivery's frame is.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub(super) struct Loc {
-    /// Segment id.
-    pub segment: u64,
-    /// Offset of the frame in the segment file.
-    pub offset: u64,
-    /// Length of the whole frame.
-    pub len: u32,
-}
 
 /// A delivery found when replaying the log.
 pub(super) struct Replayed {
@@ -53,102 +33,6 @@ pub(super) struct Replayed {
     pub received_at_ns: u64,
     pub stored_len: u64,
     pub loc: Loc,
-}
-
-/// A decoded delivery frame.
-pub(super) struct Frame {
-    pub seq: u64,
-    pub received_at_ns: u64,
-    pub endpoint: String,
-    pub body: Bytes,
-}
-
-/// Why a frame could not be decoded.
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub(super) enum FrameError {
-    #[error("frame shorter than its header")]
-    Short,
-    #[error("checksum mismatch")]
-    Checksum,
-    #[error("malformed payload")]
-    Malformed,
-}
-
-/// Appends one delivery frame to `out`.
-pub(super) fn encode_delivery(out: &mut Vec<u8>, seq: u64, received_at_ns: u64, endpoint: &str, body: &[u8]) {
-    let ep = &endpoint.as_bytes()[..endpoint.len().min(u16::MAX as usize)];
-    let len = DELIVERY_FIXED + ep.len() + body.len();
-    let start = out.len();
-    out.reserve(FRAME_HEADER + len);
-    out.extend_from_slice(&(len as u32).to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
-    out.push(KIND_DELIVERY);
-    out.extend_from_slice(&seq.to_le_bytes());
-    out.extend_from_slice(&received_at_ns.to_le_bytes());
-    out.extend_from_slice(&(ep.len() as u16).to_le_bytes());
-    out.extend_from_slice(ep);
-    out.extend_from_slice(body);
-    let crc = crc32fast::hash(&out[start + FRAME_HEADER..]);
-    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
-}
-
-/// Appends one acknowledgement frame to `out`.
-pub(super) fn encode_ack(out: &mut Vec<u8>, through: u64) {
-    let mut payload = [0u8; 9];
-    payload[0] = KIND_ACK;
-    payload[1..].copy_from_slice(&through.to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
-}
-
-enum Payload<'a> {
-    Delivery { seq: u64, received_at_ns: u64, endpoint: &'a [u8], body_at: usize },
-    Ack(u64),
-}
-
-/// Checks a payload's CRC and splits it (never panics).
-fn parse_payload(crc: u32, p: &[u8]) -> Result<Payload<'_>, FrameError> {
-    if crc32fast::hash(p) != crc {
-        return Err(FrameError::Checksum);
-    }
-    let u64_at = |i: usize| p.get(i..i + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
-    match p.first() {
-        Some(&KIND_DELIVERY) => {
-            let seq = u64_at(1).ok_or(FrameError::Malformed)?;
-            let received_at_ns = u64_at(9).ok_or(FrameError::Malformed)?;
-            let n = p
-                .get(17..19)
-                .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
-                .ok_or(FrameError::Malformed)?;
-            let endpoint = p.get(19..19 + n).ok_or(FrameError::Malformed)?;
-            Ok(Payload::Delivery { seq, received_at_ns, endpoint, body_at: 19 + n })
-        }
-        Some(&KIND_ACK) if p.len() == 9 => Ok(Payload::Ack(u64_at(1).ok_or(FrameError::Malformed)?)),
-        _ => Err(FrameError::Malformed),
-    }
-}
-
-fn frame_header(b: &[u8]) -> Option<(usize, u32)> {
-    let len = u32::from_le_bytes(b.get(..4)?.try_into().ok()?) as usize;
-    let crc = u32::from_le_bytes(b.get(4..8)?.try_into().ok()?);
-    Some((len, crc))
-}
-
-/// Decodes the delivery frame at the start of `run` (a buffer read from a segment); the body is
-/// a slice of `run`, not a copy.
-pub(super) fn decode_delivery(run: &Bytes) -> Result<Frame, FrameError> {
-    let (len, crc) = frame_header(run).ok_or(FrameError::Short)?;
-    let p = run.get(FRAME_HEADER..FRAME_HEADER + len).ok_or(FrameError::Short)?;
-    match parse_payload(crc, p)? {
-        Payload::Delivery { seq, received_at_ns, endpoint, body_at } => Ok(Frame {
-            seq,
-            received_at_ns,
-            endpoint: String::from_utf8_lossy(endpoint).into_owned(),
-            body: run.slice(FRAME_HEADER + body_at..FRAME_HEADER + len),
-        }),
-        Payload::Ack(_) => Err(FrameError::Malformed),
-    }
 }
 
 /// Deletes segment files taken out of the log; a failure is logged (the file is deleted at the
@@ -253,25 +137,8 @@ impl SegmentLog {
     /// are synced by whoever calls [`SegmentLog::take_unsynced`].
     pub fn open(dir: &Path, segment_bytes: u64, sync_writes: bool) -> std::io::Result<Opened> {
         std::fs::create_dir_all(dir)?;
-        // One process per buffer directory: two writers would interleave their segments.
-        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("lock"))?;
-        lock.try_lock().map_err(|e| match e {
-            std::fs::TryLockError::WouldBlock => std::io::Error::new(
-                std::io::ErrorKind::ResourceBusy,
-                "another mist-otel process is using this buffer directory (data_dir)",
-            ),
-            std::fs::TryLockError::Error(e) => e,
-        })?;
-        let mut ids = Vec::new();
-        for entry in std::fs::read_dir(dir)? {
-            let name = entry?.file_name();
-            let name = name.to_string_lossy();
-            if let Some(id) = name.strip_suffix(".seg").filter(|s| s.len() == 20).and_then(|s| s.parse().ok())
-            {
-                ids.push(id);
-            }
-        }
-        ids.sort_unstable();
+        let lock = lock_dir(dir)?;
+        let ids = segment_ids(dir)?;
         let mut deliveries = Vec::new();
         let mut segments = VecDeque::new();
         let mut acked: Option<u64> = None;
@@ -282,24 +149,14 @@ impl SegmentLog {
             let path = segment_path(dir, id);
             let file = OpenOptions::new().read(true).write(true).open(&path)?;
             let scan = scan_segment(&file, id)?;
-            if let Some(bad) = scan.bad {
-                if newest && scan.tail && scan.valid_len == 0 {
-                    // A segment whose start was never written (a crash while starting it).
-                    tracing::warn!(segment = %path.display(), "removing an unfinished buffer segment");
+            match check_end(&file, &path, &scan, newest)? {
+                End::Unstarted => {
                     drop(file);
                     std::fs::remove_file(&path)?;
                     continue;
-                } else if newest && scan.tail {
-                    // Only a write in progress at a crash can end the newest segment badly.
-                    tracing::warn!(segment = %path.display(), offset = scan.valid_len, error = %bad,
-                        "cutting off an incomplete write at the end of the buffer log");
-                    file.set_len(scan.valid_len)?;
-                    file.sync_all()?;
-                } else {
-                    corrupt += 1;
-                    tracing::error!(segment = %path.display(), offset = scan.valid_len, error = %bad,
-                        "corrupt frame in the buffer log; the rest of this segment is skipped");
                 }
+                End::Corrupt => corrupt += 1,
+                End::Whole => {}
             }
             acked = acked.max(scan.acked);
             let last_seq = scan.deliveries.last().map(|d| d.seq);
@@ -469,6 +326,65 @@ impl SegmentLog {
     }
 }
 
+/// Takes the directory's lock file: one process per buffer directory, since two writers would
+/// interleave their segments.
+fn lock_dir(dir: &Path) -> std::io::Result<File> {
+    let lock = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("lock"))?;
+    lock.try_lock().map_err(|e| match e {
+        std::fs::TryLockError::WouldBlock => std::io::Error::new(
+            std::io::ErrorKind::ResourceBusy,
+            "another mist-otel process is using this buffer directory (data_dir)",
+        ),
+        std::fs::TryLockError::Error(e) => e,
+    })?;
+    Ok(lock)
+}
+
+/// The ids of the segment files in `dir`, oldest first.
+fn segment_ids(dir: &Path) -> std::io::Result<Vec<u64>> {
+    let mut ids = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        if let Some(id) = name.strip_suffix(".seg").filter(|s| s.len() == 20).and_then(|s| s.parse().ok()) {
+            ids.push(id);
+        }
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// How a scanned segment ends, after repair.
+enum End {
+    /// Every frame is good (or a torn tail was cut off).
+    Whole,
+    /// The newest segment was never started: the caller removes it.
+    Unstarted,
+    /// A bad frame inside: the rest of the segment is skipped.
+    Corrupt,
+}
+
+/// Decides what a bad frame means: only a write in progress at a crash can end the newest
+/// segment badly, so such a tail is cut off; anything else is corruption, reported and kept.
+fn check_end(file: &File, path: &Path, scan: &Scan, newest: bool) -> std::io::Result<End> {
+    let Some(bad) = &scan.bad else { return Ok(End::Whole) };
+    if newest && scan.tail && scan.valid_len == 0 {
+        // A segment whose start was never written (a crash while starting it).
+        tracing::warn!(segment = %path.display(), "removing an unfinished buffer segment");
+        Ok(End::Unstarted)
+    } else if newest && scan.tail {
+        tracing::warn!(segment = %path.display(), offset = scan.valid_len, error = %bad,
+            "cutting off an incomplete write at the end of the buffer log");
+        file.set_len(scan.valid_len)?;
+        file.sync_all()?;
+        Ok(End::Whole)
+    } else {
+        tracing::error!(segment = %path.display(), offset = scan.valid_len, error = %bad,
+            "corrupt frame in the buffer log; the rest of this segment is skipped");
+        Ok(End::Corrupt)
+    }
+}
+
 struct Scan {
     deliveries: Vec<Replayed>,
     acked: Option<u64>,
@@ -553,29 +469,7 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn frames_round_trip_and_reject_damage() {
-        let mut buf = Vec::new();
-        encode_delivery(&mut buf, 7, 9, "ep", b"{\"a\":1}");
-        let run = Bytes::from(buf.clone());
-        let f = decode_delivery(&run).unwrap();
-        assert_eq!(
-            (f.seq, f.received_at_ns, f.endpoint.as_str(), &f.body[..]),
-            (7, 9, "ep", &b"{\"a\":1}"[..])
-        );
-        for i in 0..buf.len() {
-            let mut bad = buf.clone();
-            bad[i] ^= 0x40;
-            assert!(decode_delivery(&Bytes::from(bad)).is_err(), "flipped byte {i} went unnoticed");
-        }
-        for n in 0..buf.len() {
-            assert!(decode_delivery(&Bytes::copy_from_slice(&buf[..n])).is_err());
-        }
-        let mut ack = Vec::new();
-        encode_ack(&mut ack, 3);
-        assert_eq!(decode_delivery(&Bytes::from(ack)).err(), Some(FrameError::Malformed));
-    }
+    use crate::buffer::record::encode_delivery;
 
     #[test]
     fn torn_tail_is_cut_and_acks_survive_segment_deletion() {

@@ -5,9 +5,12 @@
 //! the typed health snapshots declared beside them, never the rendered text.
 //!
 //! - [`ingest`] — the webhook listener: requests by outcome, signatures, bytes, events.
+//! - [`buffer`] — the buffer: depth, bytes, oldest age, commits, drops by reason; and
+//!   [`buffer::BufferHealth`], its typed health snapshot.
 //!
 //! Also here: the registry behind the admin `/metrics` and the structured log set-up.
 
+pub mod buffer;
 pub mod ingest;
 
 use crate::config::{LogConfig, LogFormat};
