@@ -5,9 +5,12 @@
 //! the typed health snapshots declared beside them, never the rendered text.
 //!
 //! - [`ingest`] — the webhook listener: requests by outcome, signatures, bytes, events.
+//! - [`export`] — the export pipeline: requests and items by outcome, retries, drops, the
+//!   translator's bounds; and its typed health snapshot ([`export::ExportHealth`]).
 //!
 //! Also here: the registry behind the admin `/metrics` and the structured log set-up.
 
+pub mod export;
 pub mod ingest;
 
 use crate::config::{LogConfig, LogFormat};
