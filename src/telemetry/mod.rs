@@ -7,10 +7,13 @@
 //! - [`ingest`] — the webhook listener: requests by outcome, signatures, bytes, events.
 //! - [`buffer`] — the buffer: depth, bytes, oldest age, commits, drops by reason; and
 //!   [`buffer::BufferHealth`], its typed health snapshot.
+//! - [`export`] — the export pipeline: requests and items by outcome, retries, drops, the
+//!   translator's bounds; and its typed health snapshot ([`export::ExportHealth`]).
 //!
 //! Also here: the registry behind the admin `/metrics` and the structured log set-up.
 
 pub mod buffer;
+pub mod export;
 pub mod ingest;
 
 use crate::config::{LogConfig, LogFormat};

@@ -1,0 +1,131 @@
+//! Sending export requests: retries with capped, jittered exponential backoff (or the server's
+//! delay), bounded by the shutdown deadline.
+
+use super::shutdown::Shutdown;
+use crate::exporter::config::{ExportConfig, Signal};
+use crate::exporter::{Accepted, ExportError, Exporters, Payload};
+use crate::telemetry::export::{ExportMetrics, SignalLabel};
+use rand::RngExt;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// What happened to one request after retries.
+#[derive(Debug, PartialEq)]
+pub(super) enum Sent {
+    /// Acknowledged (fully or partly) or dropped as permanent: either way, done with it.
+    Done,
+    /// Shutdown deadline passed while retrying: leave its deliveries on disk.
+    Abandoned,
+}
+
+/// The wait before retry `attempt` (0-based): the server's delay when it gave one (capped at
+/// `retry.max`, never shorter than asked up to that cap), else full jitter over a capped
+/// exponential: uniform in [base/2, base] with base = min(max, initial·2^attempt).
+pub fn backoff(cfg: &ExportConfig, attempt: u32, server: Option<Duration>) -> Duration {
+    if let Some(s) = server {
+        return s.min(cfg.retry.max);
+    }
+    let base = cfg.retry.initial.saturating_mul(1u32 << attempt.min(20)).min(cfg.retry.max);
+    let lo = base / 2;
+    let jitter = rand::rng().random_range(0..=(base - lo).as_millis() as u64);
+    lo + Duration::from_millis(jitter)
+}
+
+/// Sends requests through the exporters, counting each outcome.
+pub(super) struct Sender<'a> {
+    pub(super) exporters: &'a Exporters,
+    pub(super) cfg: &'a ExportConfig,
+    pub(super) metrics: &'a ExportMetrics,
+}
+
+impl Sender<'_> {
+    /// Sends the requests in order (each built when its turn comes); stops at the first one
+    /// abandoned at the shutdown deadline.
+    pub(super) async fn send_all(
+        &self,
+        shutdown: &mut Shutdown,
+        requests: impl Iterator<Item = Payload>,
+    ) -> Sent {
+        for req in requests {
+            if self.send(shutdown, req).await == Sent::Abandoned {
+                return Sent::Abandoned;
+            }
+        }
+        Sent::Done
+    }
+
+    /// Sends one request, retrying retryable failures until success, a permanent failure, or
+    /// the shutdown deadline.
+    pub(super) async fn send(&self, shutdown: &mut Shutdown, payload: Payload) -> Sent {
+        let signal = payload.signal();
+        let items = payload.items();
+        let exporter = self.exporters.for_signal(signal);
+        let mut attempt: u32 = 0;
+        loop {
+            let result = match shutdown.deadline() {
+                Some(d) => match tokio::time::timeout_at(d, exporter.export(&payload)).await {
+                    Ok(r) => r,
+                    Err(_) => return Sent::Abandoned,
+                },
+                None => exporter.export(&payload).await,
+            };
+            let (reason, retry_after) = match result {
+                Ok(acc) => {
+                    self.accepted(signal, items, &acc);
+                    return Sent::Done;
+                }
+                Err(ExportError::Permanent { reason }) => {
+                    self.metrics.failed(label(signal), &reason, items);
+                    tracing::error!(signal = signal.as_str(), items, reason = %reason, "export failed permanently; dropped");
+                    return Sent::Done;
+                }
+                Err(ExportError::Retryable { reason, retry_after }) => (reason, retry_after),
+            };
+            let delay = backoff(self.cfg, attempt, retry_after);
+            attempt = attempt.saturating_add(1);
+            self.metrics.retry(label(signal), &reason, items, attempt);
+            if attempt == 1 || attempt.is_power_of_two() {
+                tracing::warn!(signal = signal.as_str(), reason = %reason, attempt, delay = ?delay, "export failed; retrying");
+            }
+            if !shutdown.sleep_until(Instant::now() + delay).await {
+                return Sent::Abandoned;
+            }
+        }
+    }
+
+    /// Counts an accepted request: the items taken, and those rejected in a partial success.
+    fn accepted(&self, signal: Signal, items: u64, acc: &Accepted) {
+        if acc.rejected > 0 {
+            self.metrics.rejected(label(signal), acc.rejected);
+            tracing::warn!(signal = signal.as_str(), rejected = acc.rejected, message = %acc.message, "backend rejected part of an export");
+        }
+        self.metrics.success(label(signal), items.saturating_sub(acc.rejected));
+    }
+}
+
+/// The metric label of a signal.
+fn label(signal: Signal) -> SignalLabel {
+    match signal {
+        Signal::Logs => SignalLabel::Logs,
+        Signal::Metrics => SignalLabel::Metrics,
+        Signal::Traces => SignalLabel::Traces,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_capped_jittered_and_honours_the_server() {
+        let cfg = ExportConfig::default();
+        for attempt in 0..40 {
+            let d = backoff(&cfg, attempt, None);
+            assert!(d <= cfg.retry.max, "{d:?}");
+            let base = cfg.retry.initial.saturating_mul(1 << attempt.min(20)).min(cfg.retry.max);
+            assert!(d >= base / 2, "{d:?}");
+        }
+        assert_eq!(backoff(&cfg, 0, Some(Duration::from_secs(7))), Duration::from_secs(7));
+        assert_eq!(backoff(&cfg, 0, Some(Duration::from_secs(7000))), cfg.retry.max);
+    }
+}
