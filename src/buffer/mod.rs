@@ -107,9 +107,9 @@ impl Buffer {
     /// metric handles under one short lock, never from rendered metrics.
     pub fn health(&self) -> BufferHealth {
         let now_ns = crate::clock::now_ns();
-        let (deliveries, bytes, oldest_age_seconds) = {
+        let (deliveries, bytes, held, oldest_age_seconds) = {
             let st = self.inner.lock();
-            (st.index.len(), st.bytes, Inner::oldest_age(&st, now_ns))
+            (st.index.len(), st.bytes, st.held(), Inner::oldest_age(&st, now_ns))
         };
         let durable = self.inner.durable;
         BufferHealth {
@@ -120,6 +120,7 @@ impl Buffer {
             mode: if durable { BufferMode::Durable } else { BufferMode::Memory },
             fsync: durable.then(|| self.inner.fsync.as_str()),
             dropped: self.inner.metrics.dropped_total(),
+            has_room: self.room_at(held),
         }
     }
 
@@ -163,10 +164,12 @@ impl Buffer {
     /// True while the buffer is below 90% of its cap (readiness: a load balancer should send
     /// elsewhere before deliveries start being refused).
     pub fn has_room(&self) -> bool {
-        if self.inner.overflow == Overflow::DropOldest {
-            return true;
-        }
-        self.inner.lock().held() < self.inner.max_bytes / 10 * 9
+        self.inner.overflow == Overflow::DropOldest || self.room_at(self.inner.lock().held())
+    }
+
+    /// The rule of [`Buffer::has_room`] for `held` kept and reserved bytes.
+    fn room_at(&self, held: u64) -> bool {
+        self.inner.overflow == Overflow::DropOldest || held < self.inner.max_bytes / 10 * 9
     }
 
     /// How full the buffer is: kept and reserved bytes over the cap (0 to about 1).

@@ -111,4 +111,7 @@ pub struct BufferHealth {
     pub fsync: Option<&'static str>,
     /// Deliveries dropped so far (damaged on disk, or evicted by `overflow: drop_oldest`).
     pub dropped: u64,
+    /// Below 90 % of the cap (or `overflow: drop_oldest`): readiness, so a load balancer sends
+    /// elsewhere before deliveries start being refused.
+    pub has_room: bool,
 }
