@@ -6,8 +6,12 @@
 //! count calls (alarms by type, tickets by status, devices and clients by site) every
 //! `org_interval`. Scrapes and OTLP collections only read memory.
 
+pub mod catalog;
 pub mod config;
-pub mod metrics;
+pub mod family;
+pub mod gather;
+pub mod otlp;
+pub mod prometheus;
 pub mod state;
 
 use crate::clock::now_ns;
@@ -93,9 +97,9 @@ impl PollerHandle {
         Arc::new(move |out: &mut String| {
             let fams = {
                 let st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-                metrics::gather(&st, Instant::now())
+                gather::gather(&st, Instant::now())
             };
-            metrics::render_prometheus(&fams, out);
+            prometheus::render_prometheus(&fams, out);
         })
     }
 
@@ -119,9 +123,9 @@ impl MetricsProducer for Producer {
             let st = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
             let names: HashMap<String, String> =
                 st.sites.values().map(|s| (s.id.clone(), s.name.clone())).collect();
-            (metrics::gather(&st, Instant::now()), st.org_id.clone(), names)
+            (gather::gather(&st, Instant::now()), st.org_id.clone(), names)
         };
-        metrics::to_otlp(&fams, &org, &names, &self.1, now_ns)
+        otlp::to_otlp(&fams, &org, &names, &self.1, now_ns)
     }
 }
 

@@ -262,7 +262,7 @@ impl State {
     }
 }
 
-/// Top-level device fields the metrics read (see `metrics.rs`); the rest of Mist's device
+/// Top-level device fields the metrics read (see `catalog.rs`); the rest of Mist's device
 /// stats (LLDP text, BLE beacon config, IP config…) is dropped: a tracked AP with the full
 /// sample costs about 13 KiB of heap instead of about 23 KiB (measured in tests/poller_memory.rs).
 pub const DEVICE_KEYS: &[&str] = &[
