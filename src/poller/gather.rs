@@ -5,7 +5,7 @@ use super::catalog::{
     CLIENT, CLIENT_LABELS, DEVICE, LOAD_AVERAGE, ORG_ALARMS, ORG_SITES, ORG_TICKETS, PORT, RADIO,
     SITE_CLIENTS, SITE_DEVICES, SITE_INFO,
 };
-use super::family::{Families, Family, Label, Point, lbl};
+use super::family::{Families, Family, Kind, Label, Point, lbl};
 use super::state::{CLIENT_LABEL_KEYS, CLIENT_NUM_KEYS, ClientEntry, DeviceEntry, State, number};
 use crate::signals::attrs;
 use serde_json::{Map, Value};
@@ -77,31 +77,29 @@ fn device(f: &mut Families, st: &State, mac: &str, d: &DeviceEntry) {
             }
         }
     }
-    radios(f, m, &s);
-    ports(f, m, &s);
+    per_entry(f, m, "radio_stat", RADIO, &s, |band| {
+        let raw = band.strip_prefix("band_").unwrap_or(band);
+        vec![lbl("radio", "", radio_label(band)), lbl("", attrs::BAND, raw)]
+    });
+    per_entry(f, m, "port_stat", PORT, &s, |port| vec![lbl("port", attrs::PORT_ID, port)]);
 }
 
-fn radios(f: &mut Families, m: &Map<String, Value>, s: &Series) {
-    let Some(Value::Object(radios)) = m.get("radio_stat") else { return };
-    for (band, r) in radios {
-        let Value::Object(r) = r else { continue };
-        for &(name, help, kind, key) in RADIO {
-            if let Some(v) = r.get(key).and_then(number) {
-                let raw = band.strip_prefix("band_").unwrap_or(band);
-                let p = s.point(v, vec![lbl("radio", "", radio_label(band)), lbl("", attrs::BAND, raw)]);
-                f.push((name, help, kind), p);
-            }
-        }
-    }
-}
-
-fn ports(f: &mut Families, m: &Map<String, Value>, s: &Series) {
-    let Some(Value::Object(ports)) = m.get("port_stat") else { return };
-    for (port, p) in ports {
-        let Value::Object(p) = p else { continue };
-        for &(name, help, kind, key) in PORT {
-            if let Some(v) = p.get(key).and_then(number) {
-                f.push((name, help, kind), s.point(v, vec![lbl("port", attrs::PORT_ID, port.clone())]));
+/// Each entry of a stats map (`radio_stat` by band, `port_stat` by port): one point per
+/// table row the entry has a reading for, with the entry's own labels.
+fn per_entry(
+    f: &mut Families,
+    m: &Map<String, Value>,
+    field: &str,
+    table: &[(&'static str, &'static str, Kind, &str)],
+    s: &Series,
+    labels: impl Fn(&str) -> Vec<Label>,
+) {
+    let Some(Value::Object(entries)) = m.get(field) else { return };
+    for (key, entry) in entries {
+        let Value::Object(entry) = entry else { continue };
+        for &(name, help, kind, k) in table {
+            if let Some(v) = entry.get(k).and_then(number) {
+                f.push((name, help, kind), s.point(v, labels(key)));
             }
         }
     }

@@ -6,28 +6,11 @@
 //! take their series with them — unlike the Go exporter, whose series lived forever.
 
 use crate::mist::api::SiteRef;
+use crate::telemetry::poller::ChannelKind;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-
-/// Which stats channel a frame came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ChannelKind {
-    /// `/sites/{id}/stats/devices`.
-    Devices,
-    /// `/sites/{id}/stats/clients`.
-    Clients,
-}
-
-impl ChannelKind {
-    /// The label value (`devices`, `clients`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChannelKind::Devices => "devices",
-            ChannelKind::Clients => "clients",
-        }
-    }
-}
 
 /// The channel name for a site and kind.
 pub fn channel(site_id: &str, kind: ChannelKind) -> String {
@@ -44,6 +27,15 @@ pub fn parse_channel(ch: &str) -> Option<(&str, ChannelKind)> {
         _ => return None,
     };
     (!site.is_empty()).then_some((site, kind))
+}
+
+/// The state shared by the stream's sink, the refresh loop and the readers (scrapes, OTLP).
+pub type SharedState = Arc<Mutex<State>>;
+
+/// Locks the state. Poisoning is ignored: every update is a merge or a replacement, so a
+/// panic elsewhere never leaves it half-written in a way readers could not use.
+pub fn lock(shared: &Mutex<State>) -> MutexGuard<'_, State> {
+    shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A device (AP, switch, gateway): its merged stats.

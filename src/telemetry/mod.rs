@@ -5,10 +5,13 @@
 //! the typed health snapshots declared beside them, never the rendered text.
 //!
 //! - [`ingest`] — the webhook listener: requests by outcome, signatures, bytes, events.
+//! - [`poller`] — the Mist API poller: REST calls and budget, WebSocket connections and frames,
+//!   per-site subscriptions, refresh errors; and its typed health snapshot.
 //!
 //! Also here: the registry behind the admin `/metrics` and the structured log set-up.
 
 pub mod ingest;
+pub mod poller;
 
 use crate::config::{LogConfig, LogFormat};
 use prometheus_client::registry::Registry;
