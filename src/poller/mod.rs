@@ -14,6 +14,11 @@
 //! - [`gather`] — state → families; [`prometheus`] and [`otlp`] — the two renderings;
 //! - [`producer`] — the readers behind `/metrics` and the OTLP export.
 //!
+//! Invariants: the state lock is held only to merge one frame, apply one refresh or gather —
+//! never across an await or while rendering; family names, label names and values are the Go
+//! exporter's (shipped dashboards query them); entries not updated for `series_ttl` are left
+//! out of every reading, and sites that leave the list take their series with them.
+//!
 //! Self-metrics and the typed health snapshot live in [`crate::telemetry::poller`].
 
 pub mod catalog;

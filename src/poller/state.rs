@@ -188,7 +188,6 @@ impl State {
         if !self.sites.contains_key(site) {
             return out;
         }
-        let site = site.to_owned();
         let items = match data {
             Value::Array(a) => a,
             v => vec![v],
@@ -205,40 +204,56 @@ impl State {
                 continue;
             };
             match kind {
-                ChannelKind::Devices => {
-                    let e = self.devices.entry(mac).or_insert_with(|| DeviceEntry {
-                        site_id: site.clone(),
-                        data: Map::new(),
-                        updated: now,
-                        start_ns: now_ns,
-                    });
-                    e.site_id.clone_from(&site);
-                    e.updated = now;
-                    merge(&mut e.data, keep_device_fields(obj));
-                    out.merged += 1;
-                }
+                ChannelKind::Devices => self.upsert_device(site, mac, obj, now, now_ns),
                 ChannelKind::Clients => {
                     if !self.clients.contains_key(&mac) && self.clients.len() >= self.max_clients {
                         out.dropped += 1;
                         continue;
                     }
-                    let e = self.clients.entry(mac).or_insert_with(|| ClientEntry {
-                        site_id: site.as_str().into(),
-                        labels: Default::default(),
-                        nums: [f64::NAN; 20],
-                        updated: now,
-                        start_ns: now_ns,
-                    });
-                    if *e.site_id != *site {
-                        e.site_id = site.as_str().into();
-                    }
-                    e.updated = now;
-                    merge_client(e, &obj);
-                    out.merged += 1;
+                    self.upsert_client(site, mac, &obj, now, now_ns);
                 }
             }
+            out.merged += 1;
         }
         out
+    }
+
+    /// Merges a device object into the entry for its MAC (moving it to `site`).
+    fn upsert_device(&mut self, site: &str, mac: String, obj: Map<String, Value>, now: Instant, now_ns: u64) {
+        let e = self.devices.entry(mac).or_insert_with(|| DeviceEntry {
+            site_id: site.to_owned(),
+            data: Map::new(),
+            updated: now,
+            start_ns: now_ns,
+        });
+        if e.site_id != site {
+            site.clone_into(&mut e.site_id);
+        }
+        e.updated = now;
+        merge(&mut e.data, keep_device_fields(obj));
+    }
+
+    /// Merges a client object into the entry for its MAC (moving it to `site`).
+    fn upsert_client(
+        &mut self,
+        site: &str,
+        mac: String,
+        obj: &Map<String, Value>,
+        now: Instant,
+        now_ns: u64,
+    ) {
+        let e = self.clients.entry(mac).or_insert_with(|| ClientEntry {
+            site_id: site.into(),
+            labels: Default::default(),
+            nums: [f64::NAN; 20],
+            updated: now,
+            start_ns: now_ns,
+        });
+        if *e.site_id != *site {
+            e.site_id = site.into();
+        }
+        e.updated = now;
+        merge_client(e, obj);
     }
 
     /// Forgets devices and clients not updated within the TTL.
