@@ -626,7 +626,7 @@ fn dashboards_query_metrics_that_exist() {
     known.extend(prom_names(&format!("{ns}.calls"), "", "counter"));
     known.extend(prom_names(&format!("{ns}.duration"), &unit, "histogram"));
     // The poller's Go exporter names (scraped from /metrics as they are).
-    let poller = read("src/poller/metrics.rs");
+    let poller = read("src/poller/catalog.rs");
     for lit in poller.split('"').skip(1).step_by(2).filter(|l| l.starts_with("mist_") && !l.contains(' ')) {
         known.insert(lit.to_owned());
     }

@@ -551,7 +551,8 @@ async fn rest_calls_do_not_grow_with_sites_or_scrapes() {
 
 #[tokio::test]
 async fn api_client_follows_next_links_of_search_endpoints() {
-    use mist_otel::mist::api::{ApiClient, ApiMetrics, ApiOptions};
+    use mist_otel::mist::api::{ApiClient, ApiOptions};
+    use mist_otel::telemetry::poller::ApiMetrics;
     let fake = FakeMist::start(vec![]).await;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let api = ApiClient::new(&fake.base(), Secret::new(TOKEN), ApiOptions::default(), ApiMetrics::default())

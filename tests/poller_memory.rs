@@ -84,9 +84,9 @@ fn heap_per_tracked_client_and_device() {
     );
     // Scrape cost at this size, for the record (printed, not asserted).
     let t0 = Instant::now();
-    let fams = mist_otel::poller::metrics::gather(&st, now);
+    let fams = mist_otel::poller::gather::gather(&st, now);
     let mut text = String::new();
-    mist_otel::poller::metrics::render_prometheus(&fams, &mut text);
+    mist_otel::poller::prometheus::render_prometheus(&fams, &mut text);
     println!(
         "one scrape of {CLIENTS} clients + {DEVICES} APs: {} lines, {} KiB, {:?} (debug build)",
         text.lines().count(),

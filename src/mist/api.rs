@@ -6,13 +6,9 @@
 
 use crate::mist::cloud;
 use crate::secret::Secret;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
+use crate::telemetry::poller::ApiMetrics;
 use serde_json::Value;
 use std::fmt;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -58,36 +54,6 @@ impl ApiError {
             ApiError::Status { status, .. } => matches!(status, 401 | 403 | 404),
             _ => false,
         }
-    }
-}
-
-/// Self-telemetry of the REST client (registered under the `mist_otel_` prefix).
-#[derive(Clone, Default)]
-pub struct ApiMetrics {
-    /// Calls by endpoint and HTTP status (`error` for transport failures).
-    pub calls: Family<Vec<(String, String)>, Counter>,
-    /// 429 answers received.
-    pub rate_limited: Counter,
-    /// Calls left in the budget's bucket right now.
-    pub budget_remaining: Gauge<f64, AtomicU64>,
-}
-
-impl ApiMetrics {
-    /// Registers the metrics and returns them.
-    pub fn register(registry: &mut Registry) -> Self {
-        let m = Self::default();
-        registry.register("poller_api_calls", "Mist REST API calls by endpoint and status", m.calls.clone());
-        registry.register(
-            "poller_api_rate_limited",
-            "Mist REST answers with 429 Too Many Requests",
-            m.rate_limited.clone(),
-        );
-        registry.register(
-            "poller_api_budget_remaining",
-            "Mist REST calls left in the poller's token bucket",
-            m.budget_remaining.clone(),
-        );
-        m
     }
 }
 
@@ -261,13 +227,6 @@ impl ApiClient {
         &self.budget
     }
 
-    fn count(&self, endpoint: &str, status: &str) {
-        self.metrics
-            .calls
-            .get_or_create(&vec![("endpoint".into(), endpoint.into()), ("status".into(), status.into())])
-            .inc();
-    }
-
     /// One GET of `path` (relative to the base, query included), within the budget, retrying 429s.
     /// `endpoint` is a fixed label for metrics and errors.
     pub async fn get(
@@ -295,12 +254,12 @@ impl ApiClient {
             let resp = match resp {
                 Ok(r) => r,
                 Err(e) => {
-                    self.count(endpoint, "error");
+                    self.metrics.failed(endpoint);
                     return Err(ApiError::Transport { endpoint: endpoint.into(), message: describe(&e) });
                 }
             };
             let status = resp.status();
-            self.count(endpoint, status.as_str());
+            self.metrics.answered(endpoint, status.as_str());
             if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
                 self.metrics.rate_limited.inc();
                 let wait = retry_after(resp.headers()).unwrap_or(Duration::from_secs(60));

@@ -13,11 +13,8 @@
 //! (what the stats channels do) or as an object.
 
 use crate::secret::Secret;
+use crate::telemetry::poller::{FrameKind, StreamMetrics};
 use futures_util::{SinkExt, StreamExt};
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -91,61 +88,6 @@ pub enum StreamEvent {
 
 /// Receives stream events; called on the connection's task, so it must be quick.
 pub type EventSink = Arc<dyn Fn(StreamEvent) + Send + Sync>;
-
-/// Self-telemetry of the stream (registered under the `mist_otel_` prefix).
-#[derive(Clone, Default)]
-pub struct StreamMetrics {
-    /// Open WebSocket connections.
-    pub connections_up: Gauge,
-    /// Channels confirmed by `channel_subscribed`.
-    pub subscriptions: Gauge,
-    /// Reconnection attempts after a connection was lost or could not be opened.
-    pub reconnects: Counter,
-    /// Frames received by kind (`data`, `subscribed`, `refused`, `other`, `invalid`).
-    pub frames: Family<Vec<(String, String)>, Counter>,
-    /// Subscriptions refused by Mist.
-    pub refused: Counter,
-    /// Subscriptions not confirmed within the watchdog timeout.
-    pub subscribe_timeouts: Counter,
-}
-
-impl StreamMetrics {
-    /// Registers the metrics and returns them.
-    pub fn register(registry: &mut Registry) -> Self {
-        let m = Self::default();
-        registry.register(
-            "poller_ws_connections_up",
-            "Open Mist WebSocket connections",
-            m.connections_up.clone(),
-        );
-        registry.register(
-            "poller_ws_subscriptions",
-            "Mist WebSocket channels confirmed subscribed",
-            m.subscriptions.clone(),
-        );
-        registry.register(
-            "poller_ws_reconnects",
-            "Mist WebSocket reconnection attempts",
-            m.reconnects.clone(),
-        );
-        registry.register("poller_ws_frames", "Mist WebSocket frames received by kind", m.frames.clone());
-        registry.register(
-            "poller_ws_subscribe_refused",
-            "Mist WebSocket subscriptions refused",
-            m.refused.clone(),
-        );
-        registry.register(
-            "poller_ws_subscribe_timeouts",
-            "Mist WebSocket subscriptions not confirmed in time",
-            m.subscribe_timeouts.clone(),
-        );
-        m
-    }
-
-    fn frame(&self, kind: &str) {
-        self.frames.get_or_create(&vec![("kind".into(), kind.into())]).inc();
-    }
-}
 
 struct Conn {
     channels: watch::Sender<BTreeSet<String>>,
@@ -433,7 +375,7 @@ async fn session(
                             handle_text(t, &wanted, &mut confirmed, &mut pending, &mut refused, opts, sink, metrics);
                             healthy |= !confirmed.is_empty();
                         }
-                        Err(_) => metrics.frame("invalid"),
+                        Err(_) => metrics.frame(FrameKind::Invalid),
                     },
                     Some(Ok(_)) => {} // ping/pong: proof of life, already noted in last_rx
                 }
@@ -464,14 +406,14 @@ fn handle_text(
     metrics: &StreamMetrics,
 ) {
     let Ok(Value::Object(mut frame)) = serde_json::from_str::<Value>(text) else {
-        metrics.frame("invalid");
+        metrics.frame(FrameKind::Invalid);
         return;
     };
     let event = frame.get("event").and_then(Value::as_str).unwrap_or_default().to_owned();
     let channel = frame.get("channel").and_then(Value::as_str).unwrap_or_default().to_owned();
     match event.as_str() {
         "channel_subscribed" => {
-            metrics.frame("subscribed");
+            metrics.frame(FrameKind::Subscribed);
             if wanted.contains(&channel) {
                 pending.remove(&channel);
                 refused.remove(&channel);
@@ -482,7 +424,7 @@ fn handle_text(
             }
         }
         "subscribe_failed" | "channel_subscribe_failed" | "error" if !channel.is_empty() => {
-            metrics.frame("refused");
+            metrics.frame(FrameKind::Refused);
             metrics.refused.inc();
             let reason = ["reason", "message", "detail", "error"]
                 .iter()
@@ -505,22 +447,22 @@ fn handle_text(
                 Some(Value::String(s)) => match serde_json::from_str::<Value>(&s) {
                     Ok(v) => v,
                     Err(_) => {
-                        metrics.frame("invalid");
+                        metrics.frame(FrameKind::Invalid);
                         return;
                     }
                 },
                 Some(v @ (Value::Object(_) | Value::Array(_))) => v,
                 _ => {
-                    metrics.frame("invalid");
+                    metrics.frame(FrameKind::Invalid);
                     return;
                 }
             };
-            metrics.frame("data");
+            metrics.frame(FrameKind::Data);
             // Frames for a channel we just left may still be in flight: drop them.
             if wanted.contains(&channel) {
                 sink(StreamEvent::Data { channel, data });
             }
         }
-        _ => metrics.frame("other"),
+        _ => metrics.frame(FrameKind::Other),
     }
 }

@@ -6,28 +6,11 @@
 //! take their series with them — unlike the Go exporter, whose series lived forever.
 
 use crate::mist::api::SiteRef;
+use crate::telemetry::poller::ChannelKind;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-
-/// Which stats channel a frame came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ChannelKind {
-    /// `/sites/{id}/stats/devices`.
-    Devices,
-    /// `/sites/{id}/stats/clients`.
-    Clients,
-}
-
-impl ChannelKind {
-    /// The label value (`devices`, `clients`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChannelKind::Devices => "devices",
-            ChannelKind::Clients => "clients",
-        }
-    }
-}
 
 /// The channel name for a site and kind.
 pub fn channel(site_id: &str, kind: ChannelKind) -> String {
@@ -44,6 +27,15 @@ pub fn parse_channel(ch: &str) -> Option<(&str, ChannelKind)> {
         _ => return None,
     };
     (!site.is_empty()).then_some((site, kind))
+}
+
+/// The state shared by the stream's sink, the refresh loop and the readers (scrapes, OTLP).
+pub type SharedState = Arc<Mutex<State>>;
+
+/// Locks the state. Poisoning is ignored: every update is a merge or a replacement, so a
+/// panic elsewhere never leaves it half-written in a way readers could not use.
+pub fn lock(shared: &Mutex<State>) -> MutexGuard<'_, State> {
+    shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A device (AP, switch, gateway): its merged stats.
@@ -196,7 +188,6 @@ impl State {
         if !self.sites.contains_key(site) {
             return out;
         }
-        let site = site.to_owned();
         let items = match data {
             Value::Array(a) => a,
             v => vec![v],
@@ -213,40 +204,56 @@ impl State {
                 continue;
             };
             match kind {
-                ChannelKind::Devices => {
-                    let e = self.devices.entry(mac).or_insert_with(|| DeviceEntry {
-                        site_id: site.clone(),
-                        data: Map::new(),
-                        updated: now,
-                        start_ns: now_ns,
-                    });
-                    e.site_id.clone_from(&site);
-                    e.updated = now;
-                    merge(&mut e.data, keep_device_fields(obj));
-                    out.merged += 1;
-                }
+                ChannelKind::Devices => self.upsert_device(site, mac, obj, now, now_ns),
                 ChannelKind::Clients => {
                     if !self.clients.contains_key(&mac) && self.clients.len() >= self.max_clients {
                         out.dropped += 1;
                         continue;
                     }
-                    let e = self.clients.entry(mac).or_insert_with(|| ClientEntry {
-                        site_id: site.as_str().into(),
-                        labels: Default::default(),
-                        nums: [f64::NAN; 20],
-                        updated: now,
-                        start_ns: now_ns,
-                    });
-                    if *e.site_id != *site {
-                        e.site_id = site.as_str().into();
-                    }
-                    e.updated = now;
-                    merge_client(e, &obj);
-                    out.merged += 1;
+                    self.upsert_client(site, mac, &obj, now, now_ns);
                 }
             }
+            out.merged += 1;
         }
         out
+    }
+
+    /// Merges a device object into the entry for its MAC (moving it to `site`).
+    fn upsert_device(&mut self, site: &str, mac: String, obj: Map<String, Value>, now: Instant, now_ns: u64) {
+        let e = self.devices.entry(mac).or_insert_with(|| DeviceEntry {
+            site_id: site.to_owned(),
+            data: Map::new(),
+            updated: now,
+            start_ns: now_ns,
+        });
+        if e.site_id != site {
+            site.clone_into(&mut e.site_id);
+        }
+        e.updated = now;
+        merge(&mut e.data, keep_device_fields(obj));
+    }
+
+    /// Merges a client object into the entry for its MAC (moving it to `site`).
+    fn upsert_client(
+        &mut self,
+        site: &str,
+        mac: String,
+        obj: &Map<String, Value>,
+        now: Instant,
+        now_ns: u64,
+    ) {
+        let e = self.clients.entry(mac).or_insert_with(|| ClientEntry {
+            site_id: site.into(),
+            labels: Default::default(),
+            nums: [f64::NAN; 20],
+            updated: now,
+            start_ns: now_ns,
+        });
+        if *e.site_id != *site {
+            e.site_id = site.into();
+        }
+        e.updated = now;
+        merge_client(e, obj);
     }
 
     /// Forgets devices and clients not updated within the TTL.
@@ -262,7 +269,7 @@ impl State {
     }
 }
 
-/// Top-level device fields the metrics read (see `metrics.rs`); the rest of Mist's device
+/// Top-level device fields the metrics read (see `catalog.rs`); the rest of Mist's device
 /// stats (LLDP text, BLE beacon config, IP config…) is dropped: a tracked AP with the full
 /// sample costs about 13 KiB of heap instead of about 23 KiB (measured in tests/poller_memory.rs).
 pub const DEVICE_KEYS: &[&str] = &[

@@ -9,12 +9,15 @@
 //!   [`buffer::BufferHealth`], its typed health snapshot.
 //! - [`export`] — the export pipeline: requests and items by outcome, retries, drops, the
 //!   translator's bounds; and its typed health snapshot ([`export::ExportHealth`]).
+//! - [`poller`] — the Mist API poller: REST calls and budget, WebSocket connections and frames,
+//!   per-site subscriptions, refresh errors; and its typed health snapshot.
 //!
 //! Also here: the registry behind the admin `/metrics` and the structured log set-up.
 
 pub mod buffer;
 pub mod export;
 pub mod ingest;
+pub mod poller;
 
 use crate::config::{LogConfig, LogFormat};
 use prometheus_client::registry::Registry;
