@@ -6,11 +6,13 @@
 //!
 //! - [`ingest`] — the webhook listener: requests by outcome, signatures, bytes, events.
 //!
-//! Also here: the registry behind the admin `/metrics` and the structured log set-up.
+//! Also here: the registry behind the admin `/metrics` and the structured log set-up, with its
+//! configuration ([`config`]: `LogConfig`, `LogFormat`).
 
+pub mod config;
 pub mod ingest;
 
-use crate::config::{LogConfig, LogFormat};
+use config::{LogConfig, LogFormat};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 
