@@ -19,7 +19,7 @@
 //!
 //! - [`error`] — [`ConfigError`].
 //! - [`duration`] — `500ms`, `10s`, `5m` durations for serde.
-//! - [`env`] — [`Env`], [`process_env`], aliases and `MIST_OTEL__…` overrides.
+//! - [`env`](mod@env) — [`Env`], [`process_env`], aliases and `MIST_OTEL__…` overrides.
 //! - [`expand`] — `${VAR}` expansion.
 //! - [`otel_list`] — the strict `key=value,key2=value2` parser of the `OTEL_*` variables.
 //! - [`load`] — file + expansion + overrides + deserialisation with keyed errors.

@@ -303,38 +303,7 @@ impl ExportConfig {
             return Ok(());
         }
         for signal in Signal::ALL {
-            let t = self.target(signal);
-            let key = t.endpoint_key;
-            let uri = t.url.parse::<http::Uri>();
-            // user:password@ in the URL would be a working credential printed by check-config
-            // and in errors; refuse it (without echoing the URL) and point to the safe keys.
-            if uri.as_ref().ok().and_then(|u| u.authority().map(|a| a.as_str().contains('@'))) == Some(true) {
-                return Err(invalid(
-                    key,
-                    "credentials in the endpoint URL are not allowed (URL not shown); \
-                     use export.basic_auth or export.headers"
-                        .into(),
-                ));
-            }
-            if !(t.url.starts_with("http://") || t.url.starts_with("https://")) || uri.is_err() {
-                return Err(invalid(key, format!("`{}` (expected an http:// or https:// URL)", t.url)));
-            }
-            if t.tls.cert_file.is_some() != t.tls.key_file.is_some() {
-                return Err(invalid(
-                    "export.tls".into(),
-                    "client certificate and key must be given together (cert_file and key_file)".into(),
-                ));
-            }
-            for (k, v) in &t.headers {
-                if http::HeaderName::from_bytes(k.as_bytes()).is_err()
-                    || http::HeaderValue::from_str(v.expose()).is_err()
-                {
-                    return Err(invalid(
-                        "export.headers".into(),
-                        format!("header `{k}` has an invalid name or value (expected an HTTP header)"),
-                    ));
-                }
-            }
+            self.target(signal).validate()?;
         }
         if self.timeout.is_zero() {
             return Err(invalid("export.timeout".into(), "0s (expected more than 0)".into()));
@@ -359,6 +328,46 @@ impl ExportConfig {
                 "export.retry".into(),
                 "initial must be > 0 and max must be ≥ initial".into(),
             ));
+        }
+        Ok(())
+    }
+}
+
+impl SignalTarget {
+    /// Checks one signal's resolved settings: an http(s) URL without credentials, TLS
+    /// certificate and key together, valid header names and values.
+    fn validate(self) -> Result<(), ConfigError> {
+        let invalid = |key: String, message: String| ConfigError::Invalid { key, message };
+        let SignalTarget { url, endpoint_key: key, headers, tls, .. } = self;
+        let uri = url.parse::<http::Uri>();
+        // user:password@ in the URL would be a working credential printed by check-config
+        // and in errors; refuse it (without echoing the URL) and point to the safe keys.
+        if uri.as_ref().ok().and_then(|u| u.authority().map(|a| a.as_str().contains('@'))) == Some(true) {
+            return Err(invalid(
+                key,
+                "credentials in the endpoint URL are not allowed (URL not shown); \
+                 use export.basic_auth or export.headers"
+                    .into(),
+            ));
+        }
+        if !(url.starts_with("http://") || url.starts_with("https://")) || uri.is_err() {
+            return Err(invalid(key, format!("`{}` (expected an http:// or https:// URL)", url)));
+        }
+        if tls.cert_file.is_some() != tls.key_file.is_some() {
+            return Err(invalid(
+                "exportls".into(),
+                "client certificate and key must be given together (cert_file and key_file)".into(),
+            ));
+        }
+        for (k, v) in &headers {
+            if http::HeaderName::from_bytes(k.as_bytes()).is_err()
+                || http::HeaderValue::from_str(v.expose()).is_err()
+            {
+                return Err(invalid(
+                    "export.headers".into(),
+                    format!("header `{k}` has an invalid name or value (expected an HTTP header)"),
+                ));
+            }
         }
         Ok(())
     }
