@@ -376,9 +376,6 @@ impl SignalTarget {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Env;
-
-    use crate::config::env::from_pairs as env;
 
     #[test]
     fn default_is_grpc_localhost() {
@@ -387,38 +384,6 @@ mod tests {
         assert_eq!(t.protocol, Protocol::Grpc);
         assert_eq!(t.url, "http://localhost:4317");
         c.validate().unwrap();
-    }
-
-    #[test]
-    fn credentials_in_the_endpoint_are_refused_without_echo() {
-        let env: Env =
-            [("OTEL_EXPORTER_OTLP_ENDPOINT".to_string(), "https://alice:s3cret@h.example".to_string())]
-                .into();
-        let err = crate::app::Config::load(None, &env).unwrap_err().to_string();
-        assert!(err.contains("export.endpoint") && !err.contains("s3cret"), "{err}");
-    }
-
-    #[test]
-    fn exporter_alias_and_yaml_keys() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("c.yaml");
-        std::fs::write(
-            &p,
-            "ingest:\n  secrets: [s]\nexport:\n  protocol: http/protobuf\n  endpoint: https://x.example\n  \
-             headers:\n    X-Scope-OrgID: t1\n  traces:\n    endpoint: https://t.example/v1/traces\n\
-             buffer:\n  overflow: drop_oldest\n",
-        )
-        .unwrap();
-        let c = crate::app::Config::load(Some(&p), &env(&[("MIST_OTEL_EXPORTER", "debug")])).unwrap();
-        assert_eq!(c.export.exporter, ExporterKind::Debug);
-        assert_eq!(c.buffer.overflow, crate::buffer::config::Overflow::DropOldest);
-        assert_eq!(c.export.target(Signal::Traces).url, "https://t.example/v1/traces");
-        assert_eq!(c.export.target(Signal::Metrics).url, "https://x.example/v1/metrics");
-        assert!(!c.to_redacted_yaml().contains("t1"), "header values never print");
-        let e = crate::app::Config::load(Some(&p), &env(&[("MIST_OTEL_EXPORTER", "kafka")]))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("export.exporter") && e.contains("kafka"), "{e}");
     }
 
     #[test]
