@@ -9,8 +9,8 @@
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use mist_otel::buffer::Buffer;
+use mist_otel::buffer::config::BufferConfig;
 use mist_otel::buffer::config::Fsync;
-use mist_otel::config::BufferConfig;
 use mist_otel::ingest::signature::{self, sign_v2};
 use mist_otel::mist::envelope::Envelope;
 use mist_otel::secret::Secret;

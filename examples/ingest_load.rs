@@ -111,7 +111,7 @@ async fn start_server(dir: &Path, durable: bool, down: bool) -> mist_otel::app::
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    let cfg = mist_otel::config::Config::load(None, &env).expect("config");
+    let cfg = mist_otel::app::Config::load(None, &env).expect("config");
     mist_otel::app::start(cfg).await.expect("start")
 }
 

@@ -2,7 +2,7 @@
 //! ready), for container HEALTHCHECKs and exec probes in images that have no curl.
 
 use anyhow::{Context, Result, bail};
-use mist_otel::config::Config;
+use mist_otel::app::Config;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 

@@ -8,7 +8,7 @@
 //! `bytes → verified envelope → typed events → signals → buffer → exporter`.
 //!
 //! ## Map of the crate
-//! - [`config`]    — the whole configuration: YAML file, `${VAR}` expansion, environment overrides, validation.
+//! - [`config`]    — configuration vocabulary: errors, durations, `${VAR}` expansion, environment overrides, loading.
 //! - [`secret`]    — the `Secret` type: a string that never prints, logs or serialises in clear.
 //! - [`ingest`]    — the webhook HTTP(S) server: accept loop, TLS reload, limits, signature, responses.
 //! - [`mist`]      — Mist's data: the webhook envelope, typed per-topic events, API and stream clients.
@@ -17,7 +17,7 @@
 //! - [`poller`]    — optional Mist API poller: WebSocket stats and REST org figures as gauges.
 //! - [`admin`]     — the admin listener: health, readiness, Prometheus `/metrics`, status page.
 //! - [`telemetry`] — the server's own metrics registry and structured logging set-up.
-//! - [`app`]       — wires the components together and runs them until shutdown.
+//! - [`app`]       — the whole configuration (`app::Config`); wires the components together and runs them.
 
 pub mod admin;
 pub mod app;

@@ -2,7 +2,8 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use mist_otel::config::{Config, process_env};
+use mist_otel::app::Config;
+use mist_otel::config::process_env;
 use std::path::PathBuf;
 
 mod health_cli;

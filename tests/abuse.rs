@@ -5,8 +5,7 @@
 
 mod support;
 
-use mist_otel::app::{self, Running};
-use mist_otel::config::Config;
+use mist_otel::app::{self, Config, Running};
 use mist_otel::secret::Secret;
 use reqwest::StatusCode;
 use std::net::SocketAddr;

@@ -5,7 +5,8 @@
 
 mod support;
 
-use mist_otel::config::{ALIASES, Config, Env};
+use mist_otel::app::{Config, config::ALIASES};
+use mist_otel::config::Env;
 use serde_norway::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

@@ -1,6 +1,7 @@
 //! The shipped example configuration loads and matches the defaults it documents.
 
-use mist_otel::config::{Config, Env};
+use mist_otel::app::Config;
+use mist_otel::config::Env;
 use std::path::Path;
 
 #[test]

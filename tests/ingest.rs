@@ -3,8 +3,7 @@
 
 mod support;
 
-use mist_otel::app::{self, Running};
-use mist_otel::config::Config;
+use mist_otel::app::{self, Config, Running};
 use mist_otel::exporter::config::ExporterKind;
 use mist_otel::ingest::config::EndpointConfig;
 use mist_otel::secret::Secret;

@@ -2,7 +2,7 @@
 
 mod support;
 
-use mist_otel::config::Config;
+use mist_otel::app::Config;
 use mist_otel::ingest::config::TlsConfig;
 use mist_otel::secret::Secret;
 use std::time::{Duration, Instant};

@@ -1,9 +1,11 @@
 //! The OTLP exporters: one file per transport ([`otlp_grpc`], [`otlp_http`], [`debug`]), the
-//! types they share ([`request`]), their configuration ([`config`]), and here the per-signal
-//! exporter chosen from that configuration.
+//! types they share ([`request`]), their configuration ([`config`], with the standard
+//! `OTEL_*` variables applied in `env`), and here the per-signal exporter chosen from that
+//! configuration.
 
 pub mod config;
 pub mod debug;
+mod env;
 pub mod otlp_grpc;
 pub mod otlp_http;
 pub mod request;

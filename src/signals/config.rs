@@ -1,7 +1,7 @@
 //! Configuration of the translation: resource attributes, temporality, cardinality, trace
 //! correlation.
 
-use crate::config::{ConfigError, Env};
+use crate::config::{ConfigError, Env, otel_list};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -73,8 +73,10 @@ impl SignalsConfig {
     /// unset (the OpenTelemetry precedence).
     pub fn apply_env(&mut self, env: &Env) -> Result<(), ConfigError> {
         if let Some(raw) = env.get("OTEL_RESOURCE_ATTRIBUTES").filter(|v| !v.trim().is_empty()) {
-            let attrs = parse_resource_attributes(raw)
-                .map_err(|message| ConfigError::Env { var: "OTEL_RESOURCE_ATTRIBUTES".into(), message })?;
+            let attrs = otel_list::parse(raw).map_err(|e| ConfigError::Env {
+                var: "OTEL_RESOURCE_ATTRIBUTES".into(),
+                message: e.to_string(),
+            })?;
             for (k, v) in attrs {
                 if k == "service.name" {
                     self.service_name = v;
@@ -123,50 +125,11 @@ impl SignalsConfig {
     }
 }
 
-/// Parses `k=v,k2=v2` (W3C Baggage-like, values percent-decoded) as OpenTelemetry specifies
-/// for `OTEL_RESOURCE_ATTRIBUTES`.
-pub fn parse_resource_attributes(raw: &str) -> Result<Vec<(String, String)>, String> {
-    let mut out = Vec::new();
-    for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let Some((k, v)) = item.split_once('=') else {
-            return Err(format!("`{item}` is not key=value"));
-        };
-        let k = percent_decode(k.trim()).map_err(|e| format!("key `{k}`: {e}"))?;
-        if k.is_empty() {
-            return Err(format!("`{item}` has an empty key"));
-        }
-        let v = percent_decode(v.trim()).map_err(|e| format!("value of `{k}`: {e}"))?;
-        out.push((k, v));
-    }
-    Ok(out)
-}
-
-fn percent_decode(s: &str) -> Result<String, String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3).ok_or_else(|| "truncated %-escape".to_owned())?;
-            let hex = std::str::from_utf8(hex).map_err(|_| "invalid %-escape".to_owned())?;
-            let b = u8::from_str_radix(hex, 16).map_err(|_| format!("invalid %-escape `%{hex}`"))?;
-            out.push(b);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| "not UTF-8 once decoded".into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> Env {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
+    use crate::config::env::from_pairs as env;
 
     #[test]
     fn env_sets_service_and_attributes() {

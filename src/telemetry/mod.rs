@@ -12,14 +12,16 @@
 //! - [`poller`] — the Mist API poller: REST calls and budget, WebSocket connections and frames,
 //!   per-site subscriptions, refresh errors; and its typed health snapshot.
 //!
-//! Also here: the registry behind the admin `/metrics` and the structured log set-up.
+//! Also here: the registry behind the admin `/metrics` and the structured log set-up, with its
+//! configuration ([`config`]: `LogConfig`, `LogFormat`).
 
 pub mod buffer;
+pub mod config;
 pub mod export;
 pub mod ingest;
 pub mod poller;
 
-use crate::config::{LogConfig, LogFormat};
+use config::{LogConfig, LogFormat};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 

@@ -1,9 +1,12 @@
 //! Wires the components together: buffer, ingest listener, export pipeline, poller and admin
 //! listener; runs them until shutdown, then flushes.
 
+pub mod config;
+
+pub use config::Config;
+
 use crate::admin::{self, AdminState, ReadyCheck};
 use crate::buffer::Buffer;
-use crate::config::Config;
 use crate::exporter::Exporters;
 use crate::ingest::handler::DEFAULT_ENDPOINT;
 use crate::ingest::server::{self, ConnLimits, TlsReloader};
