@@ -13,7 +13,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("secret", &[]),
     ("clock", &[]),
     ("config", &["secret"]),
-    ("telemetry", &["config"]),
+    ("telemetry", &["config", "clock"]),
     ("mist", &["secret", "config", "telemetry", "clock"]),
     ("ingest", &["buffer", "mist", "secret", "config", "telemetry", "clock"]),
     ("buffer", &["config", "telemetry", "clock"]),
@@ -24,15 +24,34 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "admin",
         &[
-            "ingest", "buffer", "pipeline", "signals", "exporter", "poller", "mist", "secret", "config",
-            "telemetry", "clock",
+            "ingest",
+            "buffer",
+            "pipeline",
+            "signals",
+            "exporter",
+            "poller",
+            "mist",
+            "secret",
+            "config",
+            "telemetry",
+            "clock",
         ],
     ),
     (
         "app",
         &[
-            "admin", "ingest", "buffer", "pipeline", "signals", "exporter", "poller", "mist", "secret",
-            "config", "telemetry", "clock",
+            "admin",
+            "ingest",
+            "buffer",
+            "pipeline",
+            "signals",
+            "exporter",
+            "poller",
+            "mist",
+            "secret",
+            "config",
+            "telemetry",
+            "clock",
         ],
     ),
 ];
@@ -50,9 +69,10 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// The source text without comments' content (a `crate::x` in a doc link is not an import).
 fn code_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
-    text.lines().enumerate().map(|(i, l)| (i + 1, l.split("//").next().unwrap_or(""))).filter(|(_, l)| {
-        !l.trim().is_empty()
-    })
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.split("//").next().unwrap_or("")))
+        .filter(|(_, l)| !l.trim().is_empty())
 }
 
 /// Every identifier that follows `prefix` in `line` (`crate::buffer::X` → `buffer`).

@@ -1,9 +1,11 @@
 //! The admin listener (loopback by default): `/healthz`, `/readyz`, `/metrics` and the status page.
 
 pub mod config;
+pub mod health;
 pub mod status;
 
 pub use config::AdminConfig;
+pub use health::HealthSources;
 
 use axum::Router;
 use axum::extract::State;
@@ -13,11 +15,7 @@ use axum::routing::get;
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 
-/// A source of extra Prometheus text appended to `/metrics` (e.g. the poller's gauges).
-pub type MetricsSource = Arc<dyn Fn(&mut String) + Send + Sync>;
-
-/// Readiness check: `Err(reason)` when the server cannot accept deliveries now.
-pub type ReadyCheck = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+pub use crate::telemetry::MetricsSource;
 
 /// What the admin handlers read.
 #[derive(Clone)]
@@ -26,8 +24,8 @@ pub struct AdminState {
     pub registry: Arc<Registry>,
     /// Extra `/metrics` text sources.
     pub extra_metrics: Vec<MetricsSource>,
-    /// Readiness checks; all must pass.
-    pub ready: Vec<ReadyCheck>,
+    /// The components' health, which `/readyz` reads.
+    pub health: HealthSources,
 }
 
 /// Builds the admin router.
@@ -40,11 +38,9 @@ pub fn router(state: AdminState) -> Router {
 }
 
 async fn readyz(State(st): State<AdminState>) -> impl IntoResponse {
-    let failures: Vec<String> = st.ready.iter().filter_map(|c| c().err()).collect();
-    if failures.is_empty() {
-        (StatusCode::OK, "ready\n".to_string())
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}\n", failures.join("; ")))
+    match st.health.ready() {
+        Ok(()) => (StatusCode::OK, "ready\n".to_string()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
     }
 }
 

@@ -5,7 +5,7 @@ pub mod config;
 
 pub use config::Config;
 
-use crate::admin::{self, AdminState, ReadyCheck};
+use crate::admin::{self, AdminState, HealthSources};
 use crate::buffer::Buffer;
 use crate::exporter::Exporters;
 use crate::ingest::handler::DEFAULT_ENDPOINT;
@@ -96,11 +96,14 @@ pub async fn start_with_producers(
 
     let mut tasks = Vec::new();
     let mut extra_metrics: Vec<admin::MetricsSource> = Vec::new();
+    let mut health =
+        HealthSources { buffer: Some(buffer.clone()), export: Some(export_metrics.clone()), poller: None };
     if cfg.poller.enabled {
         let poller = crate::poller::start(&cfg.poller, &mut registry, cancel.clone())
             .await
             .map_err(|e| StartError::Config(e.to_string()))?;
         extra_metrics.push(poller.metrics_source());
+        health.poller = Some(poller.health_source());
         // The same gauges go out over OTLP at every metric export.
         producers.push(poller.producer(&cfg.signals));
         tasks.push(tokio::spawn(poller.join()));
@@ -115,35 +118,28 @@ pub async fn start_with_producers(
     }
     let limits =
         ConnLimits { max_connections: cfg.ingest.max_connections, header_timeout: cfg.ingest.header_timeout };
-    tasks.push(tokio::spawn(server::serve(
-        webhook_listener,
-        router,
-        tls,
-        limits,
-        ingest_metrics,
-        cancel.clone(),
-        Duration::from_secs(10),
-    )));
+    let grace = Duration::from_secs(10);
+    let serve = server::serve(webhook_listener, router, tls, limits, ingest_metrics, cancel.clone(), grace);
+    tasks.push(tokio::spawn(serve));
 
+    let translator = Translator::new(&cfg.signals);
+    let attributes = endpoint_attributes(&cfg);
     let pipeline = Pipeline::new(
         buffer.clone(),
-        Translator::new(&cfg.signals),
+        translator,
         exporters,
         cfg.export.clone(),
-        endpoint_attributes(&cfg),
+        attributes,
         producers,
         export_metrics,
     );
     let pipeline_cancel = CancellationToken::new();
     let pipeline = tokio::spawn(pipeline.run(pipeline_cancel.clone()));
-    tasks.push(tokio::spawn(refresh_buffer_age(buffer.clone(), cancel.clone())));
+    tasks.push(tokio::spawn(refresh_buffer_age(buffer, cancel.clone())));
 
-    let ready_buffer = buffer.clone();
-    let ready: Vec<ReadyCheck> =
-        vec![Arc::new(move || if ready_buffer.has_room() { Ok(()) } else { Err("buffer full".into()) })];
     let registry = Arc::new(registry);
-    let status_router = admin::status::router(status_board, registry.clone(), cancel.clone());
-    let admin_router = admin::router(AdminState { registry, extra_metrics, ready }).merge(status_router);
+    let status_router = admin::status::router(status_board, health.clone(), cancel.clone());
+    let admin_router = admin::router(AdminState { registry, extra_metrics, health }).merge(status_router);
     tasks.push(tokio::spawn(serve_admin(admin_listener, admin_router, cancel.clone())));
 
     tracing::info!(webhooks = %webhook_addr, admin = %admin_addr, path = %cfg.ingest.path, tls = cfg.ingest.tls.is_some(), "mist-otel listening");

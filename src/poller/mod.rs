@@ -62,7 +62,7 @@ pub struct PollerHandle {
 
 impl PollerHandle {
     /// A source for the admin `/metrics`: the Go exporter's families as Prometheus text.
-    pub fn metrics_source(&self) -> crate::admin::MetricsSource {
+    pub fn metrics_source(&self) -> crate::telemetry::MetricsSource {
         producer::metrics_source(self.shared.clone())
     }
 

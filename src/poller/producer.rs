@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// The Go exporter's families as Prometheus text, appended to `/metrics`.
-pub fn metrics_source(shared: SharedState) -> crate::admin::MetricsSource {
+pub fn metrics_source(shared: SharedState) -> crate::telemetry::MetricsSource {
     Arc::new(move |out: &mut String| {
         let fams = gather(&lock(&shared), Instant::now());
         render_prometheus(&fams, out);

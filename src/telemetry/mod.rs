@@ -67,6 +67,9 @@ macro_rules! label_enum {
 }
 pub(crate) use label_enum;
 
+/// A source of extra Prometheus text appended to `/metrics` (e.g. the poller's gauges).
+pub type MetricsSource = Arc<dyn Fn(&mut String) + Send + Sync>;
+
 /// A frozen registry shared by the admin listener.
 pub type SharedRegistry = Arc<Registry>;
 

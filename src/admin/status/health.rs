@@ -1,150 +1,148 @@
-//! Component health as the page shows it.
+//! The page's health section, written from the components' typed snapshots.
 
-use serde::Serialize;
+use super::html::{Cell, clock, judged, table};
+use crate::admin::health::{Component, HealthSnapshot};
+use crate::telemetry::buffer::BufferHealth;
+use crate::telemetry::export::{ExportHealth, SignalHealth};
+use crate::telemetry::poller::PollerHealth;
+use std::fmt::Write as _;
 
-/// One self-metric sample, as read from the registry's text.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Sample {
-    /// Metric name (with the `mist_otel_` prefix).
-    pub name: String,
-    /// Labels as `k="v",…` (empty when none).
-    pub labels: String,
-    /// The value as printed.
-    pub value: String,
+/// Writes the health of export, buffer and poller.
+pub(super) fn render(h: &mut String, s: &HealthSnapshot) {
+    h.push_str("<h2>Health</h2>");
+    section(h, "export", &s.export, export);
+    section(h, "buffer", &s.buffer, buffer);
+    section(h, "poller", &s.poller, poller);
 }
 
-/// Health of a component, as read from its self-metrics.
-#[derive(Debug, Clone, Serialize)]
-pub struct Health {
-    /// Whether the component registered any metric.
-    pub enabled: bool,
-    /// Its samples.
-    pub samples: Vec<Sample>,
-}
-
-/// Picks the samples whose names start with `prefix` out of Prometheus/OpenMetrics text.
-pub fn samples_with_prefix(text: &str, prefix: &str) -> Vec<Sample> {
-    text.lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            let (name, labels) = match series.split_once('{') {
-                Some((n, rest)) => (n, rest.strip_suffix('}').unwrap_or(rest)),
-                None => (series, ""),
-            };
-            Some(Sample { name: name.to_owned(), labels: labels.to_owned(), value: value.to_owned() })
-        })
-        .collect()
-}
-
-/// Splits a Prometheus label string (`a="x",b="y\\"z"`) into pairs, unescaping values.
-pub fn parse_labels(labels: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut rest = labels;
-    while let Some((key, after)) = rest.split_once("=\"") {
-        let mut value = String::new();
-        let mut chars = after.char_indices();
-        let mut end = after.len();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '\\' => match chars.next() {
-                    Some((_, 'n')) => value.push('\n'),
-                    Some((_, other)) => value.push(other),
-                    None => {}
-                },
-                '"' => {
-                    end = i + 1;
-                    break;
-                }
-                c => value.push(c),
-            }
+/// A component's heading, then its table, or a note that it is off.
+fn section<T>(h: &mut String, name: &str, c: &Component<T>, write: fn(&mut String, &T)) {
+    let _ = write!(h, "<h3>{name}</h3>");
+    match &c.state {
+        Some(state) if c.enabled => write(h, state),
+        _ => {
+            let _ = write!(h, "<p class=\"muted\" id=\"{name}-health\">{name}: not enabled</p>");
         }
-        out.push((key.trim_start_matches(',').trim().to_owned(), value));
-        rest = &after[end..];
     }
-    out
 }
 
-/// One site's stream subscription as the poller reports it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct SiteState {
-    /// Site id.
-    pub site_id: String,
-    /// Stream channel (`devices`, `clients`, …).
-    pub channel: String,
-    /// Whether the subscription is confirmed now.
-    pub subscribed: bool,
+/// `HH:MM:SS` of a Unix time in seconds, or `never`.
+fn at(unix_secs: Option<u64>) -> String {
+    unix_secs.map_or_else(|| "never".to_owned(), |s| clock(s.saturating_mul(1000)))
 }
 
-/// Per-site connection state from the poller's `mist_otel_poller_site_subscribed` gauge.
-pub fn poller_sites(samples: &[Sample]) -> Vec<SiteState> {
-    samples
-        .iter()
-        .filter(|s| s.name == "mist_otel_poller_site_subscribed")
-        .map(|s| {
-            let labels = parse_labels(&s.labels);
-            let get =
-                |k: &str| labels.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
-            SiteState {
-                site_id: get("site_id"),
-                channel: get("channel"),
-                subscribed: s.value.parse::<f64>().is_ok_and(|v| v >= 1.0),
-            }
-        })
-        .collect()
+fn export(h: &mut String, e: &ExportHealth) {
+    let head = ["signal", "sent", "dropped", "last success", "last error", "retrying"];
+    let row = |name: &str, s: &SignalHealth| -> Vec<Cell> {
+        let error = s.last_error.as_ref().map(|e| format!("{} at {}", e.reason, at(Some(e.at_unix))));
+        vec![
+            name.into(),
+            s.items_sent.into(),
+            judged(s.items_dropped, s.items_dropped == 0),
+            at(s.last_success_unix).into(),
+            judged(error.as_deref().unwrap_or("none"), error.is_none()),
+            judged(s.retrying, s.retrying == 0),
+        ]
+    };
+    let rows = [row("logs", &e.logs), row("metrics", &e.metrics), row("traces", &e.traces)];
+    table(h, "export-health", &head, rows);
+    let _ = write!(
+        h,
+        "<p>Deliveries dropped before translation (unreadable, translator failure): {}</p>",
+        e.deliveries_dropped
+    );
 }
 
-/// The components whose health the page shows: (title, metric prefix).
-pub const COMPONENTS: &[(&str, &str)] =
-    &[("export", "mist_otel_export_"), ("buffer", "mist_otel_buffer_"), ("poller", "mist_otel_poller_")];
+fn buffer(h: &mut String, b: &BufferHealth) {
+    let mode = match b.fsync {
+        Some(fsync) => format!("durable (fsync: {fsync})"),
+        None => "memory only (lost on restart)".to_owned(),
+    };
+    let fill = if b.max_bytes == 0 { 0.0 } else { b.bytes as f64 * 100.0 / b.max_bytes as f64 };
+    let oldest = b.oldest_age_seconds.map_or_else(|| "none".to_owned(), |s| format!("{s:.0} s"));
+    let rows: Vec<Vec<Cell>> = vec![
+        vec!["mode".into(), mode.into()],
+        vec!["deliveries held".into(), b.deliveries.into()],
+        vec!["bytes held".into(), format!("{} of {} ({fill:.1} %)", b.bytes, b.max_bytes).into()],
+        vec!["oldest undelivered".into(), oldest.into()],
+        vec!["dropped".into(), judged(b.dropped, b.dropped == 0)],
+        vec!["accepting".into(), judged(if b.has_room { "yes" } else { "no: near its cap" }, b.has_room)],
+    ];
+    table(h, "buffer-health", &["", ""], rows);
+}
+
+fn poller(h: &mut String, p: &PollerHealth) {
+    let error = p
+        .last_error
+        .as_ref()
+        .map(|e| format!("{}: {} at {}", e.what.as_str(), e.error, at(Some(e.at_unix_secs))));
+    let rows: Vec<Vec<Cell>> = vec![
+        vec!["sites followed".into(), p.sites_followed.into()],
+        vec![
+            "devices / clients tracked".into(),
+            format!("{} / {}", p.tracked_devices, p.tracked_clients).into(),
+        ],
+        vec!["sites refreshed".into(), at(p.last_sites_refresh_unix_secs).into()],
+        vec!["org figures refreshed".into(), at(p.last_org_refresh_unix_secs).into()],
+        vec!["last refresh error".into(), judged(error.as_deref().unwrap_or("none"), error.is_none())],
+        vec!["API calls (429s)".into(), format!("{} ({})", p.api_calls, p.api_rate_limited).into()],
+        vec!["WebSocket connections".into(), p.ws_connections_up.into()],
+    ];
+    table(h, "poller-health", &["", ""], rows);
+    if p.sites.is_empty() {
+        return;
+    }
+    h.push_str("<h3>Poller sites</h3>");
+    let rows = p.sites.iter().map(|site| {
+        let state = if site.subscribed { "subscribed" } else { "not connected" };
+        vec![(&site.site_id).into(), site.channel.as_str().into(), judged(state, site.subscribed)]
+    });
+    table(h, "poller-sites", &["site", "channel", "stream"], rows);
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admin::status::{Snapshot, render_page};
-    use std::collections::BTreeMap;
+    use crate::telemetry::poller::{ChannelKind, SiteHealth};
 
-    #[test]
-    fn picks_samples_by_prefix() {
-        let text = "# HELP mist_otel_buffer_bytes x\nmist_otel_buffer_bytes 12\n\
-                    mist_otel_poller_site_connected{site=\"a b\"} 1\nmist_otel_ingest_x 3\n";
-        let s = samples_with_prefix(text, "mist_otel_poller_");
-        assert_eq!(
-            s,
-            vec![Sample {
-                name: "mist_otel_poller_site_connected".into(),
-                labels: "site=\"a b\"".into(),
-                value: "1".into()
-            }]
-        );
-        assert_eq!(samples_with_prefix(text, "mist_otel_buffer_").len(), 1);
-        assert!(samples_with_prefix(text, "mist_otel_export_").is_empty());
+    fn poller_health(sites: Vec<SiteHealth>) -> PollerHealth {
+        PollerHealth {
+            sites,
+            sites_followed: 2,
+            tracked_devices: 0,
+            tracked_clients: 0,
+            last_sites_refresh_unix_secs: None,
+            last_org_refresh_unix_secs: None,
+            last_error: None,
+            refresh_errors: 0,
+            api_calls: 0,
+            api_rate_limited: 0,
+            api_budget_remaining: 0.0,
+            ws_connections_up: 0,
+            ws_subscriptions: 0,
+        }
     }
 
     #[test]
-    fn poller_site_state_from_its_gauge() {
-        let text = "mist_otel_poller_site_subscribed{site_id=\"s-1\",channel=\"devices\"} 1\n\
-                    mist_otel_poller_site_subscribed{site_id=\"s\\\"2\",channel=\"clients\"} 0\n\
-                    mist_otel_poller_sites 2\n";
-        let sites = poller_sites(&samples_with_prefix(text, "mist_otel_poller_"));
-        assert_eq!(sites.len(), 2);
-        assert_eq!(
-            sites[0],
-            SiteState { site_id: "s-1".into(), channel: "devices".into(), subscribed: true }
-        );
-        assert_eq!(sites[1].site_id, "s\"2");
-        assert!(!sites[1].subscribed);
-        let page = render_page(&Snapshot {
-            version: "t",
-            uptime_secs: 0,
-            topics: BTreeMap::new(),
-            deliveries: vec![],
-            events: vec![],
-            health: BTreeMap::new(),
-            live_viewers: 0,
-            poller_sites: sites,
-        });
+    fn poller_sites_from_the_typed_snapshot() {
+        let sites = vec![
+            SiteHealth { site_id: "s-1".into(), channel: ChannelKind::Devices, subscribed: true },
+            SiteHealth { site_id: "s\"2".into(), channel: ChannelKind::Clients, subscribed: false },
+        ];
+        let mut page = String::new();
+        poller(&mut page, &poller_health(sites));
         assert!(page.contains("<td>s-1</td><td>devices</td><td class=\"ok\">subscribed</td>"), "{page}");
-        assert!(page.contains("s&quot;2"), "{page}");
+        assert!(
+            page.contains("<td>s&quot;2</td><td>clients</td><td class=\"bad\">not connected</td>"),
+            "{page}"
+        );
+    }
+
+    #[test]
+    fn a_component_that_is_off_says_so() {
+        let mut page = String::new();
+        let off: Component<PollerHealth> = Component { enabled: false, state: None };
+        section(&mut page, "poller", &off, poller);
+        assert!(page.contains("<p class=\"muted\" id=\"poller-health\">poller: not enabled</p>"), "{page}");
     }
 }

@@ -1,6 +1,6 @@
 //! The status page on the admin listener: what arrived recently, what was rejected and why, a
-//! live tail of events, and the health of export, buffer and poller as read from the
-//! self-metrics registry.
+//! live tail of events, and the health of export, buffer and poller from their typed snapshots
+//! ([`crate::admin::health`]).
 //!
 //! Routes: `/` (server-rendered HTML, a few lines of vanilla JS), `/status.json` (the same data)
 //! and `/status/events` (Server-Sent Events, one per accepted event).
@@ -11,21 +11,22 @@
 
 mod board;
 mod health;
+mod html;
 mod page;
 mod stream;
 mod tail;
 
 pub use board::{DeliveryRecord, StatusBoard, TopicStats, UNPARSED};
-pub use health::{COMPONENTS, Health, Sample, SiteState, parse_labels, poller_sites, samples_with_prefix};
-pub use page::{escape, render_page};
+pub use html::escape;
+pub use page::render_page;
 pub use tail::TailEvent;
 
+use super::health::{HealthSnapshot, HealthSources};
 use axum::Router;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
-use prometheus_client::registry::Registry;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -45,51 +46,39 @@ pub struct Snapshot {
     /// Recent events, newest first.
     pub events: Vec<TailEvent>,
     /// Health per component (`export`, `buffer`, `poller`).
-    pub health: BTreeMap<String, Health>,
+    pub health: HealthSnapshot,
     /// Open live-tail streams (pages watching right now).
     pub live_viewers: usize,
-    /// The poller's per-site stream state (empty when the poller is off).
-    pub poller_sites: Vec<SiteState>,
 }
 
 #[derive(Clone)]
 struct StatusState {
     pub(super) board: Arc<StatusBoard>,
-    registry: Arc<Registry>,
+    health: HealthSources,
     pub(super) cancel: CancellationToken,
 }
 
 impl StatusState {
     fn snapshot(&self) -> Snapshot {
-        let text = crate::telemetry::render(&self.registry);
-        let health: BTreeMap<String, Health> = COMPONENTS
-            .iter()
-            .map(|(name, prefix)| {
-                let samples = samples_with_prefix(&text, prefix);
-                ((*name).to_owned(), Health { enabled: !samples.is_empty(), samples })
-            })
-            .collect();
-        let poller_sites = health.get("poller").map(|h| poller_sites(&h.samples)).unwrap_or_default();
         Snapshot {
             version: env!("CARGO_PKG_VERSION"),
             uptime_secs: self.board.started.elapsed().as_secs(),
             topics: self.board.topics(),
             deliveries: self.board.deliveries(),
             events: self.board.events(),
-            health,
+            health: self.health.snapshot(),
             live_viewers: self.board.tail.receiver_count(),
-            poller_sites,
         }
     }
 }
 
 /// The status routes. `cancel` ends open event streams so graceful shutdown is not held up.
-pub fn router(board: Arc<StatusBoard>, registry: Arc<Registry>, cancel: CancellationToken) -> Router {
+pub fn router(board: Arc<StatusBoard>, health: HealthSources, cancel: CancellationToken) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/status.json", get(json))
         .route("/status/events", get(stream::events))
-        .with_state(StatusState { board, registry, cancel })
+        .with_state(StatusState { board, health, cancel })
 }
 
 async fn json(State(st): State<StatusState>) -> impl IntoResponse {
