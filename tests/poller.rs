@@ -230,8 +230,12 @@ async fn refused_subscription_is_reported_and_retried() {
     c.stream.refused_retry = Duration::from_millis(500);
     let run = Running::start(&c).await;
     wait_subscribed(&fake, &[devices(1)]).await;
-    eventually("refusal counted", Duration::from_secs(5), || {
-        run.text().contains("mist_otel_poller_ws_subscribe_refused_total 1")
+    // Channels are subscribed in name order, so the clients refusal can be counted before the
+    // devices confirmation arrives: wait for both (seen failing under load otherwise).
+    eventually("refusal counted and devices confirmed", Duration::from_secs(5), || {
+        let t = run.text();
+        t.contains("mist_otel_poller_ws_subscribe_refused_total 1")
+            && t.contains("mist_otel_poller_ws_subscriptions 1")
     })
     .await;
     let t = run.text();

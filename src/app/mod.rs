@@ -110,17 +110,9 @@ pub async fn start_with_producers(
     }
     // The status page watches every request outcome through the ingest observer hook.
     let status_board = Arc::new(admin::status::StatusBoard::new());
-    let state = IngestState::new(&cfg.ingest, buffer.clone(), ingest_metrics.clone())
-        .with_observer(status_board.clone());
-    let router = ingest::request_id::with_request_ids(ingest::router(&cfg.ingest.path, state));
-    if let Some(t) = tls.clone() {
-        tasks.push(tokio::spawn(t.watch(cancel.clone())));
-    }
-    let limits =
-        ConnLimits { max_connections: cfg.ingest.max_connections, header_timeout: cfg.ingest.header_timeout };
-    let grace = Duration::from_secs(10);
-    let serve = server::serve(webhook_listener, router, tls, limits, ingest_metrics, cancel.clone(), grace);
-    tasks.push(tokio::spawn(serve));
+    let webhooks =
+        Webhooks { listener: webhook_listener, tls, metrics: ingest_metrics, board: status_board.clone() };
+    tasks.extend(webhooks.start(&cfg, buffer.clone(), &cancel));
 
     let translator = Translator::new(&cfg.signals);
     let attributes = endpoint_attributes(&cfg);
@@ -162,6 +154,43 @@ fn check_serving(cfg: &Config) -> Result<(), StartError> {
         );
     }
     Ok(())
+}
+
+/// What the webhook listener is started with.
+struct Webhooks {
+    listener: TcpListener,
+    tls: Option<Arc<TlsReloader>>,
+    metrics: IngestMetrics,
+    board: Arc<admin::status::StatusBoard>,
+}
+
+impl Webhooks {
+    /// Starts the handler (watched by the status board, behind request ids), the TLS reloader
+    /// and the accept loop with its connection limits.
+    fn start(self, cfg: &Config, buffer: Buffer, cancel: &CancellationToken) -> Vec<JoinHandle<()>> {
+        let Webhooks { listener, tls, metrics, board } = self;
+        let state = IngestState::new(&cfg.ingest, buffer, metrics.clone()).with_observer(board);
+        let router = ingest::request_id::with_request_ids(ingest::router(&cfg.ingest.path, state));
+        let mut tasks = Vec::new();
+        if let Some(t) = tls.clone() {
+            tasks.push(tokio::spawn(t.watch(cancel.clone())));
+        }
+        let limits = ConnLimits {
+            max_connections: cfg.ingest.max_connections,
+            header_timeout: cfg.ingest.header_timeout,
+        };
+        let grace = Duration::from_secs(10);
+        tasks.push(tokio::spawn(server::serve(
+            listener,
+            router,
+            tls,
+            limits,
+            metrics,
+            cancel.clone(),
+            grace,
+        )));
+        tasks
+    }
 }
 
 /// Binds a listener and reads back its address (port 0 becomes the real port).

@@ -6,7 +6,7 @@ use crate::telemetry::ingest::IngestMetrics;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -15,8 +15,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -169,69 +169,92 @@ pub async fn serve(
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).keep_alive(true);
     builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(Duration::from_secs(30)));
     let builder = Arc::new(builder);
-    loop {
-        // Wait for a free slot before accepting: extra clients wait in the kernel backlog.
-        let permit = tokio::select! {
-            _ = cancel.cancelled() => break,
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-        };
-        let (stream, peer) = tokio::select! {
-            _ = cancel.cancelled() => break,
-            r = listener.accept() => match r {
-                Ok(s) => s,
-                Err(e) => {
-                    // EMFILE and friends: back off briefly instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
+    while let Some((stream, peer, permit)) = accept(&listener, &permits, &cancel).await {
         let _ = stream.set_nodelay(true);
-        let router = router.clone();
-        let builder = builder.clone();
-        let tls = tls.as_ref().map(|t| t.current());
-        let header_timeout = limits.header_timeout;
-        let metrics = metrics.clone();
-        let watcher = graceful.watcher();
+        let conn = Conn {
+            router: router.clone(),
+            builder: builder.clone(),
+            tls: tls.as_ref().map(|t| t.current()),
+            header_timeout: limits.header_timeout,
+            metrics: metrics.clone(),
+            watcher: graceful.watcher(),
+            peer,
+        };
         tokio::spawn(async move {
             let _permit = permit;
-            metrics.connections.inc();
-            let started = Arc::new(AtomicBool::new(false));
-            let seen = started.clone();
-            let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                seen.store(true, Ordering::Relaxed);
-                req.extensions_mut().insert(PeerAddr(peer));
-                router.clone().oneshot(req.map(axum::body::Body::new))
-            });
-            match tls {
-                None => {
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                    first_request_deadline(watcher.watch(conn.into_owned()), &started, header_timeout).await;
-                }
-                Some(sc) => {
-                    let acceptor = tokio_rustls::TlsAcceptor::from(sc);
-                    match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(tls_stream)) => {
-                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), svc);
-                            first_request_deadline(
-                                watcher.watch(conn.into_owned()),
-                                &started,
-                                header_timeout,
-                            )
-                            .await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                }
-            }
+            conn.metrics.connections.inc();
+            let metrics = conn.metrics.clone();
+            conn.serve(stream).await;
             metrics.connections.dec();
         });
     }
     drop(listener);
     if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
         tracing::warn!("some webhook connections did not finish within the shutdown grace period");
+    }
+}
+
+/// The next connection, once a connection slot is free; `None` on shutdown. Extra clients wait
+/// in the kernel backlog rather than being accepted and held.
+async fn accept(
+    listener: &TcpListener,
+    permits: &Arc<Semaphore>,
+    cancel: &CancellationToken,
+) -> Option<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
+    let permit = tokio::select! {
+        _ = cancel.cancelled() => return None,
+        p = permits.clone().acquire_owned() => p.ok()?,
+    };
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return None,
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => return Some((stream, peer, permit)),
+                Err(e) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+}
+
+/// What one connection's task needs.
+struct Conn {
+    router: Router,
+    builder: Arc<Builder<TokioExecutor>>,
+    tls: Option<Arc<ServerConfig>>,
+    header_timeout: Duration,
+    metrics: IngestMetrics,
+    watcher: Watcher,
+    peer: SocketAddr,
+}
+
+impl Conn {
+    /// Serves the connection (after the TLS handshake, if any) until it closes.
+    async fn serve(self, stream: TcpStream) {
+        let Conn { router, builder, tls, header_timeout, watcher, peer, .. } = self;
+        let started = Arc::new(AtomicBool::new(false));
+        let seen = started.clone();
+        let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            seen.store(true, Ordering::Relaxed);
+            req.extensions_mut().insert(PeerAddr(peer));
+            router.clone().oneshot(req.map(axum::body::Body::new))
+        });
+        let Some(sc) = tls else {
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+            return first_request_deadline(watcher.watch(conn.into_owned()), &started, header_timeout).await;
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(sc);
+        match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+            Ok(Ok(tls_stream)) => {
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), svc);
+                first_request_deadline(watcher.watch(conn.into_owned()), &started, header_timeout).await;
+            }
+            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+        }
     }
 }
 
