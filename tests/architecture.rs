@@ -191,3 +191,20 @@ fn the_checks_see_what_they_claim_to() {
     assert_eq!(code.len(), 1);
     assert_eq!(names_after(code[0].1, "crate::"), ["mist"]);
 }
+
+#[test]
+fn the_crate_map_and_the_readme_name_every_room() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lib = std::fs::read_to_string(root.join("src/lib.rs")).expect("lib.rs");
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let layout = readme.split("## Layout").nth(1).expect("README has a Layout section");
+    for (module, _) in ALLOWED {
+        assert!(lib.contains(&format!("//! - [`{module}`]")), "src/lib.rs's map does not list `{module}`");
+        let folder = format!("`src/{module}/`");
+        let file = format!("`src/{module}.rs`");
+        assert!(
+            layout.contains(&folder) || layout.contains(&file),
+            "README's Layout section does not list `{module}`"
+        );
+    }
+}
