@@ -9,7 +9,7 @@ mod support;
 use otlp_support::{Fault, Receiver, assert_complete_and_identical, has_all, numbered_body, ts_ns};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use support::{ServerProcess, client, env, sign};
+use support::{ServerProcess, client, env, signed_post};
 
 const SECRET: &str = "e2e-faults-secret";
 
@@ -35,7 +35,7 @@ async fn send(server: &ServerProcess, base: u64, first: u64, count: u64, per: u6
     let mut joins = Vec::new();
     for d in first..first + count {
         let body = numbered_body("device-events", base, d * per, per);
-        let req = c.post(server.url()).header("X-Mist-Signature-v2", sign(SECRET, &body)).body(body);
+        let req = signed_post(&c, server.url(), SECRET, body);
         joins.push(tokio::spawn(async move { req.send().await.map(|r| r.status().as_u16()) }));
     }
     for j in joins {
@@ -280,7 +280,7 @@ async fn sigterm_sends_a_nac_permit_still_waiting_for_its_join() {
     files.sort();
     let body = std::fs::read(&files[0]).unwrap();
     assert!(String::from_utf8_lossy(&body).contains("NAC_CLIENT_PERMIT"), "fixture changed");
-    let r = client().post(server.url()).header("X-Mist-Signature-v2", sign(SECRET, &body)).body(body).send();
+    let r = signed_post(&client(), server.url(), SECRET, body).send();
     assert_eq!(r.await.unwrap().status(), 200);
     let status = server.terminate(Duration::from_secs(30)).expect("exits after SIGTERM");
     assert!(status.success(), "{}", server.logs());
@@ -327,13 +327,7 @@ async fn full_buffer_answers_503_and_readyz_reflects_it() {
     let mut refused = None;
     for i in 0..10 {
         let body = big_body(i);
-        let r = c
-            .post(server.url())
-            .header("X-Mist-Signature-v2", sign(SECRET, &body))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let r = signed_post(&c, server.url(), SECRET, body).send().await.unwrap();
         match r.status().as_u16() {
             200 => accepted.push(ts_ns(1_700_900_000, i)),
             503 => {

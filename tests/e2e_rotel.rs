@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{ServerProcess, client, env, sign, webhook_samples};
+use support::{ServerProcess, client, env, signed_post, webhook_samples};
 
 const SECRET: &str = "e2e-rotel-secret";
 
@@ -133,13 +133,7 @@ async fn run(protocol: &str) {
     let mut want: BTreeMap<u64, usize> = BTreeMap::new();
     let mut total_events = 0;
     for (path, body) in webhook_samples() {
-        let r = c
-            .post(server.url())
-            .header("X-Mist-Signature-v2", sign(SECRET, &body))
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
+        let r = signed_post(&c, server.url(), SECRET, body.clone()).send().await.unwrap();
         if r.status() != 200 {
             assert_eq!(r.status(), 400, "{}", path.display());
             continue;
