@@ -38,6 +38,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "support/samples.rs"]
+#[allow(dead_code)] // `samples_dir` serves the other examples
+mod samples;
+
 /// Longest run accepted: the benchmark must stop by itself.
 const MAX_DURATION_SECS: f64 = 600.0;
 
@@ -176,13 +180,7 @@ fn main() -> anyhow::Result<()> {
 fn load_samples(dirs: &[PathBuf], secret: &str) -> anyhow::Result<Vec<Sample>> {
     let mut out = Vec::new();
     for dir in dirs {
-        let Ok(rd) = std::fs::read_dir(dir) else { continue };
-        let mut paths: Vec<PathBuf> = rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        paths.sort();
-        for p in paths {
+        for p in samples::json_files(dir) {
             let body = std::fs::read(&p)?;
             // Only bodies the server accepts: a benchmark of 400s would measure nothing useful.
             let Ok(env) = mist_otel::mist::envelope::Envelope::parse(&body) else { continue };
