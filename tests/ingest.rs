@@ -209,13 +209,8 @@ async fn wrong_method_is_405_and_unknown_endpoint_404() {
     let resp = client().get(url(&r)).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
     let body = b"{}";
-    let resp = client()
-        .post(format!("{}/nobody", url(&r)))
-        .header("x-mist-signature-v2", sign(SECRET, body))
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        signed_post(&client(), format!("{}/nobody", url(&r)), SECRET, body.to_vec()).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     assert_healthy(&r).await;
     r.shutdown().await;
