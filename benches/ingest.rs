@@ -20,13 +20,11 @@ use prometheus_client::registry::Registry;
 use prost::Message;
 use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-fn samples_dir() -> PathBuf {
-    std::env::var_os("MIST_SAMPLES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/mist-samples"))
-}
+#[path = "../examples/support/samples.rs"]
+mod samples;
+use samples::{json_files, samples_dir};
 
 /// (name, body) of every sample that parses, plus the whole set concatenated logically.
 fn bodies() -> Vec<(String, Vec<u8>)> {
@@ -34,13 +32,7 @@ fn bodies() -> Vec<(String, Vec<u8>)> {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/webhooks");
     let mut out = Vec::new();
     for dir in [root.clone(), root.join("variants"), fixtures] {
-        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
-        let mut paths: Vec<PathBuf> = rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        paths.sort();
-        for p in paths {
+        for p in json_files(&dir) {
             let body = std::fs::read(&p).expect("readable sample");
             if Envelope::parse(&body).is_ok() {
                 let name = p.file_stem().unwrap_or_default().to_string_lossy().into_owned();

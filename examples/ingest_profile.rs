@@ -15,7 +15,10 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use prost::Message;
 use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
+
+#[path = "support/samples.rs"]
+mod samples;
+use samples::{json_files, samples_dir};
 
 /// The binary's allocator, so instruction counts include what production pays for memory.
 #[global_allocator]
@@ -25,17 +28,10 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let stage = args.next().unwrap_or_else(|| "all".into());
     let rounds: usize = args.next().and_then(|r| r.parse().ok()).unwrap_or(200);
-    let root = std::env::var_os("MIST_SAMPLES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/mist-samples"))
-        .join("webhooks");
+    let root = samples_dir().join("webhooks");
     let mut bodies = Vec::new();
     for dir in [root.clone(), root.join("spec-2509.1.2"), root.join("variants")] {
-        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
-        let mut paths: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        paths.retain(|p| p.extension().is_some_and(|x| x == "json"));
-        paths.sort();
-        bodies.extend(paths.iter().filter_map(|p| std::fs::read(p).ok()));
+        bodies.extend(json_files(&dir).iter().filter_map(|p| std::fs::read(p).ok()));
     }
     let secrets = vec![Secret::new("profile-secret")];
     let sigs: Vec<String> = bodies.iter().map(|b| sign_v2("profile-secret", b)).collect();

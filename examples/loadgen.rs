@@ -38,6 +38,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "support/samples.rs"]
+#[allow(dead_code)] // `samples_dir` serves the other examples
+mod samples;
+
 /// Longest run accepted: the benchmark must stop by itself.
 const MAX_DURATION_SECS: f64 = 600.0;
 
@@ -176,13 +180,7 @@ fn main() -> anyhow::Result<()> {
 fn load_samples(dirs: &[PathBuf], secret: &str) -> anyhow::Result<Vec<Sample>> {
     let mut out = Vec::new();
     for dir in dirs {
-        let Ok(rd) = std::fs::read_dir(dir) else { continue };
-        let mut paths: Vec<PathBuf> = rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        paths.sort();
-        for p in paths {
+        for p in samples::json_files(dir) {
             let body = std::fs::read(&p)?;
             // Only bodies the server accepts: a benchmark of 400s would measure nothing useful.
             let Ok(env) = mist_otel::mist::envelope::Envelope::parse(&body) else { continue };
@@ -441,38 +439,23 @@ impl Sink {
     }
 }
 
-#[tonic::async_trait]
-impl LogsService for Sink {
-    async fn export(
-        &self,
-        r: tonic::Request<ExportLogsServiceRequest>,
-    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
-        self.logs(r.get_ref());
-        Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
-    }
+/// Implements one OTLP gRPC service for [`Sink`]: the request tallied by `$count`, an empty
+/// answer.
+macro_rules! sink_service {
+    ($service:ident, $req:ty, $resp:ty, $count:ident) => {
+        #[tonic::async_trait]
+        impl $service for Sink {
+            async fn export(&self, r: tonic::Request<$req>) -> Result<tonic::Response<$resp>, tonic::Status> {
+                self.$count(r.get_ref());
+                Ok(tonic::Response::new(<$resp>::default()))
+            }
+        }
+    };
 }
 
-#[tonic::async_trait]
-impl TraceService for Sink {
-    async fn export(
-        &self,
-        r: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        self.traces(r.get_ref());
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
-    }
-}
-
-#[tonic::async_trait]
-impl MetricsService for Sink {
-    async fn export(
-        &self,
-        r: tonic::Request<ExportMetricsServiceRequest>,
-    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-        self.metrics(r.get_ref());
-        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
-    }
-}
+sink_service!(LogsService, ExportLogsServiceRequest, ExportLogsServiceResponse, logs);
+sink_service!(TraceService, ExportTraceServiceRequest, ExportTraceServiceResponse, traces);
+sink_service!(MetricsService, ExportMetricsServiceRequest, ExportMetricsServiceResponse, metrics);
 
 async fn sink(grpc: Option<SocketAddr>, http: Option<SocketAddr>) -> anyhow::Result<()> {
     anyhow::ensure!(grpc.is_some() || http.is_some(), "give --grpc and/or --http");
@@ -522,44 +505,25 @@ fn http_sink_router(sink: Sink) -> axum::Router {
     fn answer<M: Message>(m: M) -> (StatusCode, [(header::HeaderName, &'static str); 1], Vec<u8>) {
         (StatusCode::OK, [(header::CONTENT_TYPE, "application/x-protobuf")], m.encode_to_vec())
     }
-    let (s1, s2, s3) = (sink.clone(), sink.clone(), sink);
+    /// A route that decodes `Req`, has `count` tally it and answers an empty `Resp`.
+    fn export<Req: Message + Default + 'static, Resp: Message + Default>(
+        sink: Sink,
+        count: fn(&Sink, &Req),
+    ) -> axum::routing::MethodRouter {
+        post(move |h: HeaderMap, b: Bytes| async move {
+            match decode::<Req>(&h, &b) {
+                Some(r) => {
+                    count(&sink, &r);
+                    Ok(answer(Resp::default()))
+                }
+                None => Err(StatusCode::BAD_REQUEST),
+            }
+        })
+    }
     axum::Router::new()
-        .route(
-            "/v1/logs",
-            post(move |h: HeaderMap, b: Bytes| async move {
-                match decode::<ExportLogsServiceRequest>(&h, &b) {
-                    Some(r) => {
-                        s1.logs(&r);
-                        Ok(answer(ExportLogsServiceResponse::default()))
-                    }
-                    None => Err(StatusCode::BAD_REQUEST),
-                }
-            }),
-        )
-        .route(
-            "/v1/traces",
-            post(move |h: HeaderMap, b: Bytes| async move {
-                match decode::<ExportTraceServiceRequest>(&h, &b) {
-                    Some(r) => {
-                        s2.traces(&r);
-                        Ok(answer(ExportTraceServiceResponse::default()))
-                    }
-                    None => Err(StatusCode::BAD_REQUEST),
-                }
-            }),
-        )
-        .route(
-            "/v1/metrics",
-            post(move |h: HeaderMap, b: Bytes| async move {
-                match decode::<ExportMetricsServiceRequest>(&h, &b) {
-                    Some(r) => {
-                        s3.metrics(&r);
-                        Ok(answer(ExportMetricsServiceResponse::default()))
-                    }
-                    None => Err(StatusCode::BAD_REQUEST),
-                }
-            }),
-        )
+        .route("/v1/logs", export::<_, ExportLogsServiceResponse>(sink.clone(), Sink::logs))
+        .route("/v1/traces", export::<_, ExportTraceServiceResponse>(sink.clone(), Sink::traces))
+        .route("/v1/metrics", export::<_, ExportMetricsServiceResponse>(sink, Sink::metrics))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
 }
 

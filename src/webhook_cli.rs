@@ -277,18 +277,11 @@ async fn register(mut a: RegisterArgs, token: Option<String>) -> Result<()> {
     }
 
     let Some(tok) = token.as_deref() else { bail!("MIST_API_TOKEN is not set") };
-    let resp = client
+    let req = client
         .request(method.clone(), &url)
         .header(reqwest::header::AUTHORIZATION, format!("Token {tok}"))
-        .json(&webhook_body(&a, &a.secret))
-        .send()
-        .await
-        .with_context(|| format!("{method} {url}"))?;
-    let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
-    if !status.is_success() {
-        bail!("{method} {url} → {}: {}", status.as_u16(), one_line(&scrub(&text, &secrets)));
-    }
+        .json(&webhook_body(&a, &a.secret));
+    let (status, text) = send_checked(req, &format!("{method} {url}"), &secrets).await?;
     let id = serde_json::from_str::<Value>(&text)
         .ok()
         .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_owned))
@@ -297,6 +290,22 @@ async fn register(mut a: RegisterArgs, token: Option<String>) -> Result<()> {
     println!("[2/{steps}] {method} {url} → {}", status.as_u16());
     println!("{verb} webhook `{}` (id {id}) for {scope} {scope_id}: topics {}", a.name, a.topics.join(","));
     Ok(())
+}
+
+/// Sends one Mist API request; its status and text when it succeeds, else an error naming the
+/// request (`what`) with the answer, secrets blanked.
+async fn send_checked(
+    req: reqwest::RequestBuilder,
+    what: &str,
+    secrets: &[&str],
+) -> Result<(reqwest::StatusCode, String)> {
+    let resp = req.send().await.with_context(|| what.to_owned())?;
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!("{what} → {}: {}", status.as_u16(), one_line(&scrub(&text, secrets)));
+    }
+    Ok((status, text))
 }
 
 /// The id of the one webhook named `name`, if any; several with that name is an error because
@@ -308,17 +317,10 @@ async fn find_by_name(
     name: &str,
     secrets: &[&str],
 ) -> Result<Option<String>> {
-    let resp = client
+    let req = client
         .get(format!("{list_url}?limit=1000"))
-        .header(reqwest::header::AUTHORIZATION, format!("Token {token}"))
-        .send()
-        .await
-        .with_context(|| format!("GET {list_url}"))?;
-    let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
-    if !status.is_success() {
-        bail!("GET {list_url} → {}: {}", status.as_u16(), one_line(&scrub(&text, secrets)));
-    }
+        .header(reqwest::header::AUTHORIZATION, format!("Token {token}"));
+    let (_, text) = send_checked(req, &format!("GET {list_url}"), secrets).await?;
     let list: Vec<Value> =
         serde_json::from_str(&text).with_context(|| format!("GET {list_url}: answer is not a JSON array"))?;
     let ids: Vec<String> = list

@@ -10,7 +10,7 @@ use mist_otel::secret::Secret;
 use reqwest::StatusCode;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use support::{client, sign};
+use support::{client, sign, signed_post};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -197,13 +197,7 @@ async fn a_flood_of_bad_signatures_does_not_stop_valid_deliveries() {
                 for i in 0..BAD / SENDERS {
                     // Well-formed but wrong: signed with another secret, so the MAC is computed.
                     let body = format!(r#"{{"topic":"alarms","events":[{{"n":{t}{i}}}]}}"#);
-                    let resp = c
-                        .post(&url)
-                        .header("x-mist-signature-v2", sign("not-the-secret", body.as_bytes()))
-                        .body(body)
-                        .send()
-                        .await
-                        .unwrap();
+                    let resp = signed_post(&c, &url, "not-the-secret", body).send().await.unwrap();
                     if resp.status() == StatusCode::UNAUTHORIZED {
                         unauthorized += 1;
                     }
@@ -216,13 +210,7 @@ async fn a_flood_of_bad_signatures_does_not_stop_valid_deliveries() {
     let good = client();
     let mut ok = 0;
     for _ in 0..50 {
-        let resp = good
-            .post(url(&r))
-            .header("x-mist-signature-v2", sign(SECRET, BODY))
-            .body(BODY)
-            .send()
-            .await
-            .unwrap();
+        let resp = signed_post(&good, url(&r), SECRET, BODY).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
         ok += 1;
     }
@@ -254,13 +242,7 @@ async fn one_flooding_source_does_not_limit_another() {
     let a = client();
     let mut refused = 0;
     for _ in 0..40 {
-        let resp = a
-            .post(url(&r))
-            .header("x-mist-signature-v2", sign(SECRET, BODY))
-            .body(BODY)
-            .send()
-            .await
-            .unwrap();
+        let resp = signed_post(&a, url(&r), SECRET, BODY).send().await.unwrap();
         if resp.status() == StatusCode::TOO_MANY_REQUESTS {
             assert_eq!(resp.headers()["retry-after"], "1");
             refused += 1;
@@ -278,13 +260,7 @@ async fn one_flooding_source_does_not_limit_another() {
         .build()
         .unwrap();
     for _ in 0..3 {
-        let resp = b
-            .post(url(&r))
-            .header("x-mist-signature-v2", sign(SECRET, BODY))
-            .body(BODY)
-            .send()
-            .await
-            .unwrap();
+        let resp = signed_post(&b, url(&r), SECRET, BODY).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
     }
     r.shutdown().await;

@@ -31,6 +31,14 @@ async fn mist_otel(args: &[&str], envs: &[(&str, &str)]) -> Output {
         .expect("run mist-otel")
 }
 
+/// Runs the binary like [`mist_otel`], asserts it succeeded, and returns what it printed.
+async fn mist_otel_ok(args: &[&str], envs: &[(&str, &str)]) -> String {
+    let r = mist_otel(args, envs).await;
+    let out = text(&r);
+    assert!(r.status.success(), "{out}");
+    out
+}
+
 fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
@@ -49,9 +57,7 @@ async fn send_signs_like_mist_and_reports_each_file() {
 
     let mut args = vec!["webhook", "send", "--url", url.as_str(), "--secret", SECRET];
     args.extend(files.iter().map(String::as_str));
-    let ok = mist_otel(&args, &[]).await;
-    let out = text(&ok);
-    assert!(ok.status.success(), "{out}");
+    let out = mist_otel_ok(&args, &[]).await;
     assert!(out.contains("[1/4] alarms.json → 200"), "{out}");
     assert!(out.contains("[4/4] client-sessions.json → 200"), "{out}");
     assert!(out.contains("4 of 4 accepted"), "{out}");
@@ -90,9 +96,7 @@ async fn send_signs_like_mist_and_reports_each_file() {
     }
     std::fs::write(batch.path().join("notes.txt"), "not a payload").unwrap();
     let d = batch.path().display().to_string();
-    let r = mist_otel(&["webhook", "send", "--url", &url, "--secret", SECRET, &d], &[]).await;
-    let out = text(&r);
-    assert!(r.status.success(), "{out}");
+    let out = mist_otel_ok(&["webhook", "send", "--url", &url, "--secret", SECRET, &d], &[]).await;
     assert!(out.contains("[1/2] a-ping.json → 200") && out.contains("[2/2] b-zone.json → 200"), "{out}");
 
     // A missing file is reported and fails the run without stopping the others.
@@ -126,9 +130,7 @@ async fn register_dry_run_shows_the_request_without_secrets() {
         "emea01",
         "--dry-run",
     ];
-    let r = mist_otel(&args, &[]).await;
-    let out = text(&r);
-    assert!(r.status.success(), "{out}");
+    let out = mist_otel_ok(&args, &[]).await;
     assert!(out.contains("POST https://api.eu.mist.com/api/v1/sites/site-1/webhooks"), "{out}");
     assert!(out.contains("Authorization: Token <redacted>"), "{out}");
     assert!(out.contains("\"secret\": \"<redacted>\""), "{out}");
@@ -238,22 +240,18 @@ async fn register_creates_then_updates_one_webhook() {
                 "--api-url",
                 &base,
             ];
-            mist_otel(&args, &[("MIST_API_TOKEN", TOKEN), ("MIST_WEBHOOK_SECRET", SECRET)]).await
+            mist_otel_ok(&args, &[("MIST_API_TOKEN", TOKEN), ("MIST_WEBHOOK_SECRET", SECRET)]).await
         }
     };
 
-    let first = run("alarms,device-updowns").await;
-    let out = text(&first);
-    assert!(first.status.success(), "{out}");
+    let out = run("alarms,device-updowns").await;
     assert!(
         out.contains("no webhook named `mist-otel`") && out.contains("created webhook `mist-otel`"),
         "{out}"
     );
     assert!(!out.contains(SECRET) && !out.contains(TOKEN), "{out}");
 
-    let second = run("alarms,device-updowns,nac-events").await;
-    let out = text(&second);
-    assert!(second.status.success(), "{out}");
+    let out = run("alarms,device-updowns,nac-events").await;
     assert!(out.contains("found webhook `mist-otel` (id wh-2)") && out.contains("updated webhook"), "{out}");
 
     {
@@ -286,9 +284,7 @@ async fn register_creates_then_updates_one_webhook() {
         SECRET,
         "--dry-run",
     ];
-    let r = mist_otel(&args, &[("MIST_API_TOKEN", TOKEN)]).await;
-    let out = text(&r);
-    assert!(r.status.success(), "{out}");
+    let out = mist_otel_ok(&args, &[("MIST_API_TOKEN", TOKEN)]).await;
     assert!(out.contains(&format!("PUT {base}/api/v1/orgs/org-1/webhooks/wh-2")), "{out}");
     assert!(!out.contains(SECRET) && !out.contains(TOKEN), "{out}");
     {
@@ -296,24 +292,9 @@ async fn register_creates_then_updates_one_webhook() {
         assert_eq!((st.posts, st.puts), (1, 1), "a dry run changed something");
     }
 
-    // A wrong token: the API's refusal is reported, non-zero exit, token not echoed.
-    let args = [
-        "webhook",
-        "register",
-        "--org",
-        "org-1",
-        "--url",
-        "https://x/mist/webhook",
-        "--name",
-        "mist-otel",
-        "--topics",
-        "alarms",
-        "--api-url",
-        &base,
-        "--secret",
-        SECRET,
-    ];
-    let r = mist_otel(&args, &[("MIST_API_TOKEN", "bad-token-77")]).await;
+    // A wrong token (the same request without --dry-run): the API's refusal is reported,
+    // non-zero exit, token not echoed.
+    let r = mist_otel(&args[..args.len() - 1], &[("MIST_API_TOKEN", "bad-token-77")]).await;
     let out = text(&r);
     assert!(!r.status.success(), "{out}");
     assert!(out.contains("401") && !out.contains("bad-token-77"), "{out}");

@@ -8,7 +8,7 @@ mod support;
 use otlp_support::{Receiver, Transport};
 use std::collections::BTreeMap;
 use std::time::Duration;
-use support::{ServerProcess, client, env, sign, webhook_samples};
+use support::{ServerProcess, client, env, sign, signed_post, webhook_samples};
 
 const SECRET: &str = "e2e-export-secret";
 
@@ -50,6 +50,15 @@ async fn post_all(server: &ServerProcess, samples: &[(std::path::PathBuf, Vec<u8
         }
     }
     accepted
+}
+
+/// Posts one signed delivery of `n` numbered `topic` events, asserts it is accepted, and returns
+/// the events' timestamps (ns).
+async fn post_numbered(server: &ServerProcess, topic: &str, base_secs: u64, n: u64) -> Vec<u64> {
+    let body = otlp_support::numbered_body(topic, base_secs, 0, n);
+    let r = signed_post(&client(), server.url(), SECRET, body).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    (0..n).map(|i| otlp_support::ts_ns(base_secs, i)).collect()
 }
 
 fn fast_env(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -167,16 +176,7 @@ async fn per_signal_endpoints_split_the_signals() {
         ]),
         &[],
     );
-    let body = otlp_support::numbered_body("device-events", 1_750_000_000, 0, 5);
-    let r = client()
-        .post(server.url())
-        .header("X-Mist-Signature-v2", sign(SECRET, &body))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let expected: Vec<u64> = (0..5).map(|i| otlp_support::ts_ns(1_750_000_000, i)).collect();
+    let expected = post_numbered(&server, "device-events", 1_750_000_000, 5).await;
     assert!(logs_rx.wait_until(Duration::from_secs(20), |r| otlp_support::has_all(r, &expected)));
     assert!(rest_rx.with(|r| r.logs.is_empty()), "logs went to the per-signal endpoint only");
 }
@@ -192,15 +192,7 @@ async fn debug_exporter_writes_otlp_json_lines() {
         &fast_env(&[("MIST_OTEL_EXPORTER", "debug"), ("MIST_OTEL__EXPORT__DEBUG_PATH", &out_s)]),
         &[],
     );
-    let body = otlp_support::numbered_body("alarms", 1_760_000_000, 0, 3);
-    let r = client()
-        .post(server.url())
-        .header("X-Mist-Signature-v2", sign(SECRET, &body))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    post_numbered(&server, "alarms", 1_760_000_000, 3).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let text = std::fs::read_to_string(&out).unwrap_or_default();
@@ -254,16 +246,7 @@ async fn grpc_over_mutual_tls_with_a_custom_ca() {
         ]),
         &[],
     );
-    let body = otlp_support::numbered_body("device-events", 1_770_000_000, 0, 4);
-    let r = client()
-        .post(server.url())
-        .header("X-Mist-Signature-v2", sign(SECRET, &body))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let expected: Vec<u64> = (0..4).map(|i| otlp_support::ts_ns(1_770_000_000, i)).collect();
+    let expected = post_numbered(&server, "device-events", 1_770_000_000, 4).await;
     let ok = rx.wait_until(Duration::from_secs(20), |r| otlp_support::has_all(r, &expected));
     assert!(ok, "nothing arrived over mTLS:\n{}", server.logs());
 }

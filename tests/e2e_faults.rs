@@ -9,7 +9,7 @@ mod support;
 use otlp_support::{Fault, Receiver, assert_complete_and_identical, has_all, numbered_body, ts_ns};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use support::{ServerProcess, client, env, sign};
+use support::{ServerProcess, client, env, signed_post};
 
 const SECRET: &str = "e2e-faults-secret";
 
@@ -35,7 +35,7 @@ async fn send(server: &ServerProcess, base: u64, first: u64, count: u64, per: u6
     let mut joins = Vec::new();
     for d in first..first + count {
         let body = numbered_body("device-events", base, d * per, per);
-        let req = c.post(server.url()).header("X-Mist-Signature-v2", sign(SECRET, &body)).body(body);
+        let req = signed_post(&c, server.url(), SECRET, body);
         joins.push(tokio::spawn(async move { req.send().await.map(|r| r.status().as_u16()) }));
     }
     for j in joins {
@@ -108,6 +108,17 @@ async fn backend_down_mid_stream_then_back() {
     wait_all(&rx, &expected, || server.logs());
 }
 
+/// A receiver that answers `faults` first and a server exporting to it over `protocol` (`grpc`
+/// or an HTTP one); the directory holds the server's data.
+fn faulty_backend(faults: &[Fault], protocol: &str) -> (Receiver, tempfile::TempDir, ServerProcess) {
+    let rx = Receiver::start();
+    rx.fail_next(faults);
+    let dir = tempfile::tempdir().unwrap();
+    let url = if protocol == "grpc" { rx.grpc_url() } else { rx.http_url() };
+    let server = ServerProcess::start(dir.path(), &server_env(&url, protocol, &[]), &[]);
+    (rx, dir, server)
+}
+
 /// Asserts that after each throttling answer the next attempt of that signal came no sooner
 /// than the server asked.
 fn assert_waited(rx: &Receiver, signal: &str, min_wait: Duration) {
@@ -127,10 +138,8 @@ fn assert_waited(rx: &Receiver, signal: &str, min_wait: Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_503_and_429_retry_after_are_honoured() {
-    let rx = Receiver::start();
-    rx.fail_next(&[Fault::Unavailable { retry_after_secs: 1 }, Fault::Throttled { retry_after_secs: 1 }]);
-    let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(dir.path(), &server_env(&rx.http_url(), "http/protobuf", &[]), &[]);
+    let faults = [Fault::Unavailable { retry_after_secs: 1 }, Fault::Throttled { retry_after_secs: 1 }];
+    let (rx, _dir, server) = faulty_backend(&faults, "http/protobuf");
     let expected = send(&server, 1_700_200_000, 0, 3, 4).await;
     wait_all(&rx, &expected, || server.logs());
     // Both faults hit the first signal exported; Retry-After: 1 means ≥ 1 s between attempts
@@ -144,10 +153,8 @@ async fn http_503_and_429_retry_after_are_honoured() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_resource_exhausted_with_retry_info_is_retried() {
-    let rx = Receiver::start();
-    rx.fail_next(&[Fault::Throttled { retry_after_secs: 1 }, Fault::Unavailable { retry_after_secs: 0 }]);
-    let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(dir.path(), &server_env(&rx.grpc_url(), "grpc", &[]), &[]);
+    let faults = [Fault::Throttled { retry_after_secs: 1 }, Fault::Unavailable { retry_after_secs: 0 }];
+    let (rx, _dir, server) = faulty_backend(&faults, "grpc");
     let expected = send(&server, 1_700_300_000, 0, 3, 4).await;
     wait_all(&rx, &expected, || server.logs());
     rx.with(|r| {
@@ -162,10 +169,7 @@ async fn grpc_resource_exhausted_with_retry_info_is_retried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permanent_rejection_is_dropped_and_counted() {
-    let rx = Receiver::start();
-    rx.fail_next(&[Fault::BadRequest]);
-    let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(dir.path(), &server_env(&rx.http_url(), "http/protobuf", &[]), &[]);
+    let (rx, _dir, server) = faulty_backend(&[Fault::BadRequest], "http/protobuf");
     send(&server, 1_700_400_000, 0, 1, 3).await;
     assert!(rx.wait_until(Duration::from_secs(20), |r| !r.attempts.is_empty()));
     wait_metric(&server, "mist_otel_export_dropped_items_total{signal=\"logs\",reason=\"http_400\"}", 3.0)
@@ -280,7 +284,7 @@ async fn sigterm_sends_a_nac_permit_still_waiting_for_its_join() {
     files.sort();
     let body = std::fs::read(&files[0]).unwrap();
     assert!(String::from_utf8_lossy(&body).contains("NAC_CLIENT_PERMIT"), "fixture changed");
-    let r = client().post(server.url()).header("X-Mist-Signature-v2", sign(SECRET, &body)).body(body).send();
+    let r = signed_post(&client(), server.url(), SECRET, body).send();
     assert_eq!(r.await.unwrap().status(), 200);
     let status = server.terminate(Duration::from_secs(30)).expect("exits after SIGTERM");
     assert!(status.success(), "{}", server.logs());
@@ -327,13 +331,7 @@ async fn full_buffer_answers_503_and_readyz_reflects_it() {
     let mut refused = None;
     for i in 0..10 {
         let body = big_body(i);
-        let r = c
-            .post(server.url())
-            .header("X-Mist-Signature-v2", sign(SECRET, &body))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let r = signed_post(&c, server.url(), SECRET, body).send().await.unwrap();
         match r.status().as_u16() {
             200 => accepted.push(ts_ns(1_700_900_000, i)),
             503 => {

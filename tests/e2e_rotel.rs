@@ -11,31 +11,30 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{ServerProcess, client, env, sign, webhook_samples};
+use support::{ServerProcess, client, env, signed_post, webhook_samples};
 
 const SECRET: &str = "e2e-rotel-secret";
+
+/// The path a command prints (trimmed), when it runs and succeeds.
+fn printed_path(program: &str, args: &[&str]) -> Option<PathBuf> {
+    let out = Command::new(program).args(args).output().ok().filter(|o| o.status.success())?;
+    Some(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}
 
 /// `ROTEL_AGENT`, else the agent inside the installed `rotel` Python package, else `PATH`.
 fn rotel_agent() -> PathBuf {
     if let Some(p) = std::env::var_os("ROTEL_AGENT").map(PathBuf::from).filter(|p| p.is_file()) {
         return p;
     }
-    let from_python = Command::new("python3")
-        .args(["-c", "import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), 'rotel-agent'))"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
-        .filter(|p| p.is_file());
+    let from_python = printed_path(
+        "python3",
+        &["-c", "import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), 'rotel-agent'))"],
+    )
+    .filter(|p| p.is_file());
     if let Some(p) = from_python {
         return p;
     }
-    let on_path = Command::new("sh")
-        .args(["-c", "command -v rotel-agent"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    let on_path = printed_path("sh", &["-c", "command -v rotel-agent"]);
     on_path.unwrap_or_else(|| {
         panic!("rotel-agent not found: run scripts/deps/rotel.sh (pip installs the `rotel` wheel) or set ROTEL_AGENT")
     })
@@ -133,13 +132,7 @@ async fn run(protocol: &str) {
     let mut want: BTreeMap<u64, usize> = BTreeMap::new();
     let mut total_events = 0;
     for (path, body) in webhook_samples() {
-        let r = c
-            .post(server.url())
-            .header("X-Mist-Signature-v2", sign(SECRET, &body))
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
+        let r = signed_post(&c, server.url(), SECRET, body.clone()).send().await.unwrap();
         if r.status() != 200 {
             assert_eq!(r.status(), 400, "{}", path.display());
             continue;

@@ -9,7 +9,7 @@ use mist_otel::ingest::config::EndpointConfig;
 use mist_otel::secret::Secret;
 use reqwest::StatusCode;
 use std::time::Duration;
-use support::{client, sign, webhook_samples};
+use support::{client, sign, signed_post, webhook_samples};
 
 const SECRET: &str = "s3cr3t-for-tests";
 
@@ -208,13 +208,8 @@ async fn wrong_method_is_405_and_unknown_endpoint_404() {
     let resp = client().get(url(&r)).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
     let body = b"{}";
-    let resp = client()
-        .post(format!("{}/nobody", url(&r)))
-        .header("x-mist-signature-v2", sign(SECRET, body))
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        signed_post(&client(), format!("{}/nobody", url(&r)), SECRET, body.to_vec()).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     assert_healthy(&r).await;
     r.shutdown().await;
@@ -233,21 +228,9 @@ async fn named_endpoints_have_their_own_secrets() {
     let r = start(c).await;
     let body = br#"{"topic":"device-updowns","events":[{"type":"AP_DISCONNECTED"}]}"#;
     let acme = format!("{}/acme", url(&r));
-    let ok = client()
-        .post(&acme)
-        .header("x-mist-signature-v2", sign("acme-secret", body))
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap();
+    let ok = signed_post(&client(), &acme, "acme-secret", body.to_vec()).send().await.unwrap();
     assert_eq!(ok.status(), StatusCode::OK);
-    let cross = client()
-        .post(&acme)
-        .header("x-mist-signature-v2", sign(SECRET, body))
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap();
+    let cross = signed_post(&client(), &acme, SECRET, body.to_vec()).send().await.unwrap();
     assert_eq!(cross.status(), StatusCode::UNAUTHORIZED, "the default secret is not valid for acme");
     let m = metrics(&r).await;
     assert!(m.contains(r#"endpoint="acme",topic="device-updowns",outcome="accepted""#), "{m}");
@@ -292,13 +275,7 @@ async fn http2_prior_knowledge_is_served() {
     let r = start(base_config(dir.path())).await;
     let h2 = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
     let body = br#"{"topic":"zone","events":[{}]}"#;
-    let resp = h2
-        .post(url(&r))
-        .header("x-mist-signature-v2", sign(SECRET, body))
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap();
+    let resp = signed_post(&h2, url(&r), SECRET, body.to_vec()).send().await.unwrap();
     assert_eq!(resp.version(), reqwest::Version::HTTP_2);
     assert_eq!(resp.status(), StatusCode::OK);
     r.shutdown().await;

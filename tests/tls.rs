@@ -46,13 +46,8 @@ async fn https_serves_and_reloads_a_replaced_certificate() {
     let url = format!("https://localhost:{}/mist/webhook", r.webhook_addr.port());
     let body = br#"{"topic":"alarms","events":[{"timestamp":1}]}"#;
 
-    let resp = client_trusting(&cert_a)
-        .post(&url)
-        .header("x-mist-signature-v2", support::sign("k", body))
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        support::signed_post(&client_trusting(&cert_a), &url, "k", body.to_vec()).send().await.unwrap();
     assert_eq!(resp.status(), 200);
 
     // Plain HTTP to a TLS port does not get an answer.
@@ -65,13 +60,8 @@ async fn https_serves_and_reloads_a_replaced_certificate() {
     // A broken replacement keeps the old certificate in service.
     std::fs::write(&cert_path, "not a certificate").unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let still = client_trusting(&cert_a)
-        .post(&url)
-        .header("x-mist-signature-v2", support::sign("k", body))
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap();
+    let still =
+        support::signed_post(&client_trusting(&cert_a), &url, "k", body.to_vec()).send().await.unwrap();
     assert_eq!(still.status(), 200);
 
     // A good replacement is picked up without restart.
@@ -80,12 +70,7 @@ async fn https_serves_and_reloads_a_replaced_certificate() {
     std::fs::write(&cert_path, &cert_b).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let r2 = client_trusting(&cert_b)
-            .post(&url)
-            .header("x-mist-signature-v2", support::sign("k", body))
-            .body(body.to_vec())
-            .send()
-            .await;
+        let r2 = support::signed_post(&client_trusting(&cert_b), &url, "k", body.to_vec()).send().await;
         if let Ok(resp) = r2 {
             assert_eq!(resp.status(), 200);
             break;

@@ -123,10 +123,14 @@ enum Events {
     NotArray,
 }
 
-/// Implements the scalar `visit_*` methods of a visitor as "return this constant": the
-/// validators only care about objects, arrays and (for `topic`) strings.
+/// Implements `expecting` (any JSON value) and the scalar `visit_*` methods of a visitor as
+/// "return this constant": the validators only care about objects, arrays and (for `topic`)
+/// strings.
 macro_rules! scalars_are {
     ($v:expr) => {
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
         fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
             Ok($v)
         }
@@ -150,9 +154,6 @@ struct TopVisitor;
 
 impl<'de> serde::de::Visitor<'de> for TopVisitor {
     type Value = Option<Top>;
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("any JSON value")
-    }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut top = Top::default();
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
@@ -195,9 +196,6 @@ struct CheckedVisitor;
 
 impl<'de> serde::de::Visitor<'de> for CheckedVisitor {
     type Value = bool;
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("any JSON value")
-    }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
         while map.next_key::<Checked>()?.is_some() {
             map.next_value::<Checked>()?;
@@ -221,9 +219,6 @@ impl<'de> serde::Deserialize<'de> for TopicValue {
         struct V;
         impl<'de> serde::de::Visitor<'de> for V {
             type Value = Option<String>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("any JSON value")
-            }
             fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
                 Ok(Some(s.to_owned()))
             }
@@ -247,9 +242,6 @@ impl<'de> serde::Deserialize<'de> for EventsValue {
         struct V;
         impl<'de> serde::de::Visitor<'de> for V {
             type Value = Events;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("any JSON value")
-            }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Events, A::Error> {
                 let (mut count, mut first_bad) = (0, None);
                 while let Some(IsObject(is_object)) = seq.next_element::<IsObject>()? {

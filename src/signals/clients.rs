@@ -38,12 +38,35 @@ fn client_labels(
         (attrs::SSID, ssid.cloned().unwrap_or_default()),
         (attrs::BAND, band.cloned().unwrap_or_default()),
     ];
+    push_client_mac(cx, &mut l, mac);
+    l
+}
+
+/// Adds the client's MAC to metric labels when per-client metrics are on.
+pub(crate) fn push_client_mac(cx: &Cx<'_>, labels: &mut Vec<(&'static str, String)>, mac: Option<&String>) {
     if cx.metrics.per_client()
         && let Some(m) = mac
     {
-        l.push((attrs::CLIENT_MAC, traces::normalize_mac(m)));
+        labels.push((attrs::CLIENT_MAC, traces::normalize_mac(m)));
     }
-    l
+}
+
+/// The AP and radio attributes that joins and sessions both carry, in this order.
+fn push_radio_attrs(
+    a: &mut Vec<KeyValue>,
+    ap: &Option<String>,
+    ap_name: &Option<String>,
+    bssid: &Option<String>,
+    ssid: Option<&String>,
+    wlan_id: &Option<String>,
+    band: Option<&String>,
+) {
+    opt(a, attrs::AP_MAC, non_empty(ap));
+    opt(a, attrs::AP_NAME, non_empty(ap_name));
+    opt(a, attrs::BSSID, non_empty(bssid));
+    opt(a, attrs::SSID, ssid);
+    opt(a, attrs::WLAN_ID, non_empty(wlan_id));
+    opt(a, attrs::BAND, band);
 }
 
 /// The association's connect time in µs: `connect_float`, else `connect`.
@@ -57,12 +80,7 @@ pub fn join(cx: &mut Cx<'_>, e: &ClientJoin, out: &mut EventOut) {
     let (ssid, band) = (non_empty(&e.ssid), non_empty(&e.band));
     let mut a = Vec::new();
     opt(&mut a, attrs::CLIENT_MAC, mac);
-    opt(&mut a, attrs::AP_MAC, non_empty(&e.ap));
-    opt(&mut a, attrs::AP_NAME, non_empty(&e.ap_name));
-    opt(&mut a, attrs::BSSID, non_empty(&e.bssid));
-    opt(&mut a, attrs::SSID, ssid);
-    opt(&mut a, attrs::WLAN_ID, non_empty(&e.wlan_id));
-    opt(&mut a, attrs::BAND, band);
+    push_radio_attrs(&mut a, &e.ap, &e.ap_name, &e.bssid, ssid, &e.wlan_id, band);
     out.consumed = &["mac", "ap", "ap_name", "bssid", "ssid", "wlan_id", "band"];
     let ap = non_empty(&e.ap_name).or(non_empty(&e.ap)).map(String::as_str).unwrap_or("?");
     let mut body = format!(
@@ -148,12 +166,7 @@ pub fn session(cx: &mut Cx<'_>, e: &ClientSession, out: &mut EventOut) {
     opt(&mut a, attrs::CLIENT_HOSTNAME, non_empty(&e.hostname));
     opt(&mut a, attrs::CLIENT_USERNAME, non_empty(&e.username));
     opt(&mut a, attrs::CLIENT_OS, non_empty(&e.client_os));
-    opt(&mut a, attrs::AP_MAC, non_empty(&e.ap));
-    opt(&mut a, attrs::AP_NAME, non_empty(&e.ap_name));
-    opt(&mut a, attrs::BSSID, non_empty(&e.bssid));
-    opt(&mut a, attrs::SSID, ssid);
-    opt(&mut a, attrs::WLAN_ID, non_empty(&e.wlan_id));
-    opt(&mut a, attrs::BAND, band);
+    push_radio_attrs(&mut a, &e.ap, &e.ap_name, &e.bssid, ssid, &e.wlan_id, band);
     a.push(kv_i64(attrs::TERMINATION_REASON, reason));
     a.push(kv_bool(attrs::ROAMED, roamed));
     out.consumed = &[

@@ -1,7 +1,7 @@
 //! `nac-events` and `nac-accounting`.
 
 use super::attrs::{self, kv, kv_bool, non_empty, opt};
-use super::clients::{attach, error_status, span};
+use super::clients::{attach, error_status, push_client_mac, span};
 use super::logs::Severity;
 use super::metrics;
 use super::traces::{self, PartKind};
@@ -62,11 +62,7 @@ pub fn event(cx: &mut Cx<'_>, e: &NacEvent, out: &mut EventOut) {
         (attrs::AUTH_TYPE, auth.cloned().unwrap_or_default()),
         (attrs::SSID, ssid.cloned().unwrap_or_default()),
     ];
-    if cx.metrics.per_client()
-        && let Some(m) = mac
-    {
-        labels.push((attrs::CLIENT_MAC, traces::normalize_mac(m)));
-    }
+    push_client_mac(cx, &mut labels, mac);
     cx.count(&metrics::NAC_EVENTS, labels, 1);
 
     if let Some(mac) = mac.filter(|_| result != "other") {
@@ -124,11 +120,7 @@ pub fn accounting(cx: &mut Cx<'_>, e: &NacAccounting, out: &mut EventOut) {
                     (attrs::AUTH_TYPE, auth.cloned().unwrap_or_default()),
                     (attrs::SSID, ssid.cloned().unwrap_or_default()),
                 ];
-                if cx.metrics.per_client()
-                    && let Some(m) = mac
-                {
-                    labels.push((attrs::CLIENT_MAC, traces::normalize_mac(m)));
-                }
+                push_client_mac(cx, &mut labels, mac);
                 cx.count(&metrics::NAC_ACCOUNTING_PACKETS, labels, v);
             }
         }

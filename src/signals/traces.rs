@@ -46,29 +46,27 @@ fn digest(parts: &[&[u8]]) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// The association's trace id from its stable keys.
-pub fn association_trace_id(org: &str, site: &str, mac: &str, connect_us: i64) -> TraceId {
+/// A trace id from a client's stable keys; `domain` keeps the kinds of trace apart.
+fn client_trace_id(domain: &[u8], org: &str, site: &str, mac: &str, at_us: i64) -> TraceId {
     let d = digest(&[
-        b"mist-otel/assoc",
-        org.as_bytes(),
-        site.as_bytes(),
-        normalize_mac(mac).as_bytes(),
-        &connect_us.to_be_bytes(),
-    ]);
-    nonzero16(d)
-}
-
-/// Trace id of an authentication that belongs to no known association (a deny, a wired
-/// client, or a permit whose join never came).
-pub fn auth_trace_id(org: &str, site: &str, mac: &str, at_us: i64) -> TraceId {
-    let d = digest(&[
-        b"mist-otel/auth",
+        domain,
         org.as_bytes(),
         site.as_bytes(),
         normalize_mac(mac).as_bytes(),
         &at_us.to_be_bytes(),
     ]);
     nonzero16(d)
+}
+
+/// The association's trace id from its stable keys.
+pub fn association_trace_id(org: &str, site: &str, mac: &str, connect_us: i64) -> TraceId {
+    client_trace_id(b"mist-otel/assoc", org, site, mac, connect_us)
+}
+
+/// Trace id of an authentication that belongs to no known association (a deny, a wired
+/// client, or a permit whose join never came).
+pub fn auth_trace_id(org: &str, site: &str, mac: &str, at_us: i64) -> TraceId {
+    client_trace_id(b"mist-otel/auth", org, site, mac, at_us)
 }
 
 /// A span id inside a trace: `part` names the span kind, `at_us` tells apart repeated parts.

@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
@@ -122,12 +122,18 @@ impl FakeMist {
         };
         let ctl = Arc::new(Ctl { inner: Mutex::new(inner), frames, kill, silence });
         let app = Router::new()
-            .route("/api/v1/self", get(self_handler))
+            .route("/api/v1/self", gated_json(|c| c.inner.lock().unwrap().self_body.clone()))
             .route("/api/v1/orgs/{org}/sites", get(sites_handler))
-            .route("/api/v1/orgs/{org}/alarms/count", get(alarms_count))
-            .route("/api/v1/orgs/{org}/tickets/count", get(tickets_count))
-            .route("/api/v1/orgs/{org}/devices/count", get(devices_count))
-            .route("/api/v1/orgs/{org}/clients/count", get(clients_count))
+            .route(
+                "/api/v1/orgs/{org}/alarms/count",
+                gated_json(|_| sample("rest/org_alarms_count.mistclient-testdata.json")),
+            )
+            .route(
+                "/api/v1/orgs/{org}/tickets/count",
+                gated_json(|_| sample("rest/org_tickets_count.mistclient-testdata.json")),
+            )
+            .route("/api/v1/orgs/{org}/devices/count", gated_json(|c| per_site_counts(c, 3)))
+            .route("/api/v1/orgs/{org}/clients/count", gated_json(|c| per_site_counts(c, 7)))
             .route("/api/v1/orgs/{org}/alarms/search", get(alarms_search))
             .route("/api-ws/v1/stream", get(ws_handler))
             .with_state(ctl.clone());
@@ -207,11 +213,14 @@ fn gate(ctl: &Ctl, headers: &HeaderMap, uri: &axum::http::Uri) -> Option<Respons
     None
 }
 
-async fn self_handler(State(ctl): State<Arc<Ctl>>, req: Request) -> Response {
-    if let Some(r) = gate(&ctl, req.headers(), req.uri()) {
-        return r;
-    }
-    axum::Json(ctl.inner.lock().unwrap().self_body.clone()).into_response()
+/// A GET route behind [`gate`] that answers with the JSON `body` makes of the fake's state.
+fn gated_json(body: fn(&Ctl) -> Value) -> MethodRouter<Arc<Ctl>> {
+    get(move |State(ctl): State<Arc<Ctl>>, req: Request| async move {
+        if let Some(r) = gate(&ctl, req.headers(), req.uri()) {
+            return r;
+        }
+        axum::Json(body(&ctl)).into_response()
+    })
 }
 
 async fn sites_handler(
@@ -235,20 +244,6 @@ async fn sites_handler(
         axum::Json(Value::Array(items)),
     )
         .into_response()
-}
-
-async fn alarms_count(State(ctl): State<Arc<Ctl>>, req: Request) -> Response {
-    if let Some(r) = gate(&ctl, req.headers(), req.uri()) {
-        return r;
-    }
-    axum::Json(sample("rest/org_alarms_count.mistclient-testdata.json")).into_response()
-}
-
-async fn tickets_count(State(ctl): State<Arc<Ctl>>, req: Request) -> Response {
-    if let Some(r) = gate(&ctl, req.headers(), req.uri()) {
-        return r;
-    }
-    axum::Json(sample("rest/org_tickets_count.mistclient-testdata.json")).into_response()
 }
 
 /// A search endpoint paged by `next` links (3 pages of 2 alarms), as Mist's `/search` ones are.
@@ -279,20 +274,6 @@ fn per_site_counts(ctl: &Ctl, n: u64) -> Value {
     v["total"] = json!(results.len());
     v["results"] = Value::Array(results);
     v
-}
-
-async fn devices_count(State(ctl): State<Arc<Ctl>>, req: Request) -> Response {
-    if let Some(r) = gate(&ctl, req.headers(), req.uri()) {
-        return r;
-    }
-    axum::Json(per_site_counts(&ctl, 3)).into_response()
-}
-
-async fn clients_count(State(ctl): State<Arc<Ctl>>, req: Request) -> Response {
-    if let Some(r) = gate(&ctl, req.headers(), req.uri()) {
-        return r;
-    }
-    axum::Json(per_site_counts(&ctl, 7)).into_response()
 }
 
 /// The WebSocket upgrade done by hand on hyper's upgrade (no extra axum feature needed).

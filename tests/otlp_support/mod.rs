@@ -373,54 +373,77 @@ fn metadata(m: &tonic::metadata::MetadataMap) -> BTreeMap<String, String> {
 #[derive(Clone)]
 struct Svc(Shared);
 
-#[tonic::async_trait]
-impl LogsService for Svc {
-    async fn export(
-        &self,
-        req: tonic::Request<ExportLogsServiceRequest>,
-    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
-        let rejected = grpc_answer(&self.0, "logs").await?;
-        let h = metadata(req.metadata());
-        self.0.lock().unwrap().logs.push((Transport::Grpc, h, req.into_inner()));
-        let partial_success = rejected.map(|n| ExportLogsPartialSuccess {
+/// Where accepted requests of one signal are recorded.
+type Store<T> = fn(&mut Recorded) -> &mut Vec<(Transport, BTreeMap<String, String>, T)>;
+
+/// One gRPC export: the next fault or acceptance, the request recorded, then `respond` builds
+/// the answer from the count of items refused (`Some` for a partial success).
+async fn grpc_export<T, R>(
+    shared: &Shared,
+    signal: &'static str,
+    req: tonic::Request<T>,
+    store: Store<T>,
+    respond: impl FnOnce(Option<i64>) -> R,
+) -> Result<tonic::Response<R>, tonic::Status> {
+    let rejected = grpc_answer(shared, signal).await?;
+    let h = metadata(req.metadata());
+    store(&mut shared.lock().unwrap()).push((Transport::Grpc, h, req.into_inner()));
+    Ok(tonic::Response::new(respond(rejected)))
+}
+
+/// Implements one OTLP gRPC service for [`Svc`] through [`grpc_export`].
+macro_rules! grpc_service {
+    ($service:ident, $req:ty, $resp:ty, $signal:literal, $field:ident, $respond:expr) => {
+        #[tonic::async_trait]
+        impl $service for Svc {
+            async fn export(
+                &self,
+                req: tonic::Request<$req>,
+            ) -> Result<tonic::Response<$resp>, tonic::Status> {
+                grpc_export(&self.0, $signal, req, |r| &mut r.$field, $respond).await
+            }
+        }
+    };
+}
+
+grpc_service!(LogsService, ExportLogsServiceRequest, ExportLogsServiceResponse, "logs", logs, |rejected| {
+    ExportLogsServiceResponse {
+        partial_success: rejected.map(|n| ExportLogsPartialSuccess {
             rejected_log_records: n,
             error_message: PARTIAL_MESSAGE.into(),
-        });
-        Ok(tonic::Response::new(ExportLogsServiceResponse { partial_success }))
+        }),
     }
-}
+});
 
-#[tonic::async_trait]
-impl MetricsService for Svc {
-    async fn export(
-        &self,
-        req: tonic::Request<ExportMetricsServiceRequest>,
-    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-        let rejected = grpc_answer(&self.0, "metrics").await?;
-        let h = metadata(req.metadata());
-        self.0.lock().unwrap().metrics.push((Transport::Grpc, h, req.into_inner()));
-        let partial_success = rejected.map(|n| ExportMetricsPartialSuccess {
+grpc_service!(
+    MetricsService,
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+    "metrics",
+    metrics,
+    |rejected| ExportMetricsServiceResponse {
+        partial_success: rejected.map(|n| ExportMetricsPartialSuccess {
             rejected_data_points: n,
             error_message: PARTIAL_MESSAGE.into(),
-        });
-        Ok(tonic::Response::new(ExportMetricsServiceResponse { partial_success }))
+        }),
     }
-}
+);
 
-#[tonic::async_trait]
-impl TraceService for Svc {
-    async fn export(
-        &self,
-        req: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let rejected = grpc_answer(&self.0, "traces").await?;
-        let h = metadata(req.metadata());
-        self.0.lock().unwrap().traces.push((Transport::Grpc, h, req.into_inner()));
-        let partial_success = rejected
-            .map(|n| ExportTracePartialSuccess { rejected_spans: n, error_message: PARTIAL_MESSAGE.into() });
-        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success }))
+grpc_service!(
+    TraceService,
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+    "traces",
+    traces,
+    |rejected| {
+        ExportTraceServiceResponse {
+            partial_success: rejected.map(|n| ExportTracePartialSuccess {
+                rejected_spans: n,
+                error_message: PARTIAL_MESSAGE.into(),
+            }),
+        }
     }
-}
+);
 
 fn http_fault(f: Fault) -> Response {
     match f {
@@ -469,43 +492,36 @@ fn proto_ok<T: Message>(m: T) -> Response {
     ([("content-type", "application/x-protobuf")], m.encode_to_vec()).into_response()
 }
 
-async fn http_logs(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(f) = next_fault(&s, "logs").await {
+/// One OTLP/HTTP export: the next fault, or the decoded request recorded and an empty `R`.
+async fn http_export<T: Message + Default + serde::de::DeserializeOwned, R: Message + Default>(
+    s: &Shared,
+    signal: &'static str,
+    headers: &HeaderMap,
+    body: &[u8],
+    store: Store<T>,
+) -> Response {
+    if let Some(f) = next_fault(s, signal).await {
         return http_fault(f);
     }
-    match decode_http::<ExportLogsServiceRequest>(&headers, &body) {
+    match decode_http::<T>(headers, body) {
         Ok(rec) => {
-            s.lock().unwrap().logs.push(rec);
-            proto_ok(ExportLogsServiceResponse::default())
+            store(&mut s.lock().unwrap()).push(rec);
+            proto_ok(R::default())
         }
         Err(e) => (StatusCode::BAD_REQUEST, e).into_response(),
     }
+}
+
+async fn http_logs(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    http_export::<_, ExportLogsServiceResponse>(&s, "logs", &headers, &body, |r| &mut r.logs).await
 }
 
 async fn http_metrics(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(f) = next_fault(&s, "metrics").await {
-        return http_fault(f);
-    }
-    match decode_http::<ExportMetricsServiceRequest>(&headers, &body) {
-        Ok(rec) => {
-            s.lock().unwrap().metrics.push(rec);
-            proto_ok(ExportMetricsServiceResponse::default())
-        }
-        Err(e) => (StatusCode::BAD_REQUEST, e).into_response(),
-    }
+    http_export::<_, ExportMetricsServiceResponse>(&s, "metrics", &headers, &body, |r| &mut r.metrics).await
 }
 
 async fn http_traces(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(f) = next_fault(&s, "traces").await {
-        return http_fault(f);
-    }
-    match decode_http::<ExportTraceServiceRequest>(&headers, &body) {
-        Ok(rec) => {
-            s.lock().unwrap().traces.push(rec);
-            proto_ok(ExportTraceServiceResponse::default())
-        }
-        Err(e) => (StatusCode::BAD_REQUEST, e).into_response(),
-    }
+    http_export::<_, ExportTraceServiceResponse>(&s, "traces", &headers, &body, |r| &mut r.traces).await
 }
 
 /// A synthetic webhook body with `n` events, each with a distinct timestamp

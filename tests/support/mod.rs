@@ -42,6 +42,17 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
     mist_otel::ingest::signature::sign_v2(secret, body)
 }
 
+/// A POST of `body` to `url` carrying the `X-Mist-Signature-v2` Mist would send for `secret`.
+pub fn signed_post<B: AsRef<[u8]> + Into<reqwest::Body>>(
+    c: &reqwest::Client,
+    url: impl reqwest::IntoUrl,
+    secret: &str,
+    body: B,
+) -> reqwest::RequestBuilder {
+    let signature = sign(secret, body.as_ref());
+    c.post(url).header("x-mist-signature-v2", signature).body(body)
+}
+
 /// A plain HTTP client for the tests (HTTP/1.1 and HTTP/2, rustls with ring).
 pub fn client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
