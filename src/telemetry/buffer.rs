@@ -1,5 +1,6 @@
 //! Self-metrics of the buffer (`mist_otel_buffer_*`) and its typed health snapshot.
 
+use super::register;
 use crate::telemetry::label_enum;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -55,16 +56,14 @@ impl BufferMetrics {
             commit_batch: Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0]),
             dropped: Family::default(),
         };
-        r.register("buffer_deliveries", "Undelivered webhook deliveries kept in the buffer", m.depth.clone());
-        r.register("buffer_bytes", "Undelivered bytes kept in the buffer", m.depth_bytes.clone());
-        r.register(
-            "buffer_oldest_age_seconds",
-            "Age of the oldest undelivered delivery",
-            m.oldest_age.clone(),
+        register!(r;
+            "buffer_deliveries", "Undelivered webhook deliveries kept in the buffer" => m.depth;
+            "buffer_bytes", "Undelivered bytes kept in the buffer" => m.depth_bytes;
+            "buffer_oldest_age_seconds", "Age of the oldest undelivered delivery" => m.oldest_age;
+            "buffer_commits", "Buffer commits (one fsync each when durable)" => m.commits;
+            "buffer_commit_batch_size", "Appends written by one commit" => m.commit_batch;
+            "buffer_dropped", "Deliveries dropped from the buffer, by reason" => m.dropped;
         );
-        r.register("buffer_commits", "Buffer commits (one fsync each when durable)", m.commits.clone());
-        r.register("buffer_commit_batch_size", "Appends written by one commit", m.commit_batch.clone());
-        r.register("buffer_dropped", "Deliveries dropped from the buffer, by reason", m.dropped.clone());
         m
     }
 

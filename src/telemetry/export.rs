@@ -5,6 +5,7 @@
 //! because the Prometheus families cannot be read back without creating series that would then
 //! be exported.
 
+use super::register;
 use crate::telemetry::label_enum;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -195,40 +196,20 @@ impl ExportMetrics {
     /// Creates and registers the metrics.
     pub fn register(r: &mut Registry) -> Self {
         let m = Self::default();
-        r.register("export_requests", "OTLP export requests by signal and outcome", m.requests.clone());
-        r.register(
-            "export_items",
-            "Log records, data points and spans exported, by outcome",
-            m.items.clone(),
-        );
-        r.register("export_retries", "Export attempts retried, by signal and reason", m.retries.clone());
-        r.register("export_dropped_items", "Items dropped for good, by signal and reason", m.dropped.clone());
-        r.register(
-            "export_deliveries",
-            "Buffered deliveries translated by the pipeline",
-            m.deliveries.clone(),
+        register!(r;
+            "export_requests", "OTLP export requests by signal and outcome" => m.requests;
+            "export_items", "Log records, data points and spans exported, by outcome" => m.items;
+            "export_retries", "Export attempts retried, by signal and reason" => m.retries;
+            "export_dropped_items", "Items dropped for good, by signal and reason" => m.dropped;
+            "export_deliveries", "Buffered deliveries translated by the pipeline" => m.deliveries;
         );
         let t = &m.translator;
-        r.register(
-            "correlation_entries",
-            "Clients held in the trace correlation state",
-            t.correlation_entries.clone(),
-        );
-        r.register(
-            "correlation_evictions",
-            "Clients evicted from the correlation state since start (capacity or TTL)",
-            t.correlation_evictions.clone(),
-        );
-        r.register(
-            "correlation_parked",
-            "Trace parts waiting for their association",
-            t.correlation_parked.clone(),
-        );
-        r.register("signal_metric_series", "Live metric series in the translator", t.metric_series.clone());
-        r.register(
-            "signal_metric_series_dropped",
-            "Metric series refused by signals.max_metric_series since start",
-            t.metric_series_dropped.clone(),
+        register!(r;
+            "correlation_entries", "Clients held in the trace correlation state" => t.correlation_entries;
+            "correlation_evictions", "Clients evicted from the correlation state since start (capacity or TTL)" => t.correlation_evictions;
+            "correlation_parked", "Trace parts waiting for their association" => t.correlation_parked;
+            "signal_metric_series", "Live metric series in the translator" => t.metric_series;
+            "signal_metric_series_dropped", "Metric series refused by signals.max_metric_series since start" => t.metric_series_dropped;
         );
         m
     }

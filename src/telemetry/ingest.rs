@@ -1,6 +1,6 @@
 //! Self-metrics of the webhook listener (`mist_otel_ingest_*`).
 
-use super::label_enum;
+use super::{label_enum, register};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -142,28 +142,14 @@ impl IngestMetrics {
     /// Creates and registers the metrics.
     pub fn register(registry: &mut Registry) -> Self {
         let m = Self::default();
-        registry.register(
-            "ingest_requests",
-            "Webhook requests by endpoint, topic and outcome",
-            m.requests.clone(),
-        );
-        registry.register(
-            "ingest_signature_failures",
-            "Rejected webhook signatures by reason",
-            m.signature_failures.clone(),
-        );
-        registry.register(
-            "ingest_signature_matches",
-            "Verified deliveries by scheme and the index of the secret that matched",
-            m.signature_matches.clone(),
-        );
-        registry.register("ingest_bytes", "Body bytes of accepted deliveries", m.bytes.clone());
-        registry.register("ingest_events", "Events in accepted deliveries", m.events.clone());
-        registry.register("ingest_connections", "Open webhook connections", m.connections.clone());
-        registry.register(
-            "ingest_rate_limited",
-            "Requests refused by the per-source rate limit",
-            m.rate_limited.clone(),
+        register!(registry;
+            "ingest_requests", "Webhook requests by endpoint, topic and outcome" => m.requests;
+            "ingest_signature_failures", "Rejected webhook signatures by reason" => m.signature_failures;
+            "ingest_signature_matches", "Verified deliveries by scheme and the index of the secret that matched" => m.signature_matches;
+            "ingest_bytes", "Body bytes of accepted deliveries" => m.bytes;
+            "ingest_events", "Events in accepted deliveries" => m.events;
+            "ingest_connections", "Open webhook connections" => m.connections;
+            "ingest_rate_limited", "Requests refused by the per-source rate limit" => m.rate_limited;
         );
         m
     }

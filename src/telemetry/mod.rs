@@ -67,6 +67,16 @@ macro_rules! label_enum {
 }
 pub(crate) use label_enum;
 
+/// Registers a component's metric handles, one `"name", "help" => handle;` line each, so the
+/// component's catalog of self-metrics reads as a table. Names get the registry's `mist_otel_`
+/// prefix; counters get `_total` on exposition.
+macro_rules! register {
+    ($registry:expr; $($name:literal, $help:literal => $handle:expr;)+) => {
+        $( $registry.register($name, $help, $handle.clone()); )+
+    };
+}
+pub(crate) use register;
+
 /// A source of extra Prometheus text appended to `/metrics` (e.g. the poller's gauges).
 pub type MetricsSource = Arc<dyn Fn(&mut String) + Send + Sync>;
 

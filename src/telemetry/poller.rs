@@ -6,6 +6,7 @@
 //! the two never disagree: a site/channel is listed exactly when its
 //! `poller_site_subscribed` series exists.
 
+use super::register;
 use crate::clock::now_ns;
 use crate::telemetry::label_enum;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -150,16 +151,10 @@ impl ApiMetrics {
     /// Registers the metrics and returns them.
     pub fn register(registry: &mut Registry) -> Self {
         let m = Self::default();
-        registry.register("poller_api_calls", "Mist REST API calls by endpoint and status", m.calls.clone());
-        registry.register(
-            "poller_api_rate_limited",
-            "Mist REST answers with 429 Too Many Requests",
-            m.rate_limited.clone(),
-        );
-        registry.register(
-            "poller_api_budget_remaining",
-            "Mist REST calls left in the poller's token bucket",
-            m.budget_remaining.clone(),
+        register!(registry;
+            "poller_api_calls", "Mist REST API calls by endpoint and status" => m.calls;
+            "poller_api_rate_limited", "Mist REST answers with 429 Too Many Requests" => m.rate_limited;
+            "poller_api_budget_remaining", "Mist REST calls left in the poller's token bucket" => m.budget_remaining;
         );
         m
     }
@@ -201,31 +196,13 @@ impl StreamMetrics {
     /// Registers the metrics and returns them.
     pub fn register(registry: &mut Registry) -> Self {
         let m = Self::default();
-        registry.register(
-            "poller_ws_connections_up",
-            "Open Mist WebSocket connections",
-            m.connections_up.clone(),
-        );
-        registry.register(
-            "poller_ws_subscriptions",
-            "Mist WebSocket channels confirmed subscribed",
-            m.subscriptions.clone(),
-        );
-        registry.register(
-            "poller_ws_reconnects",
-            "Mist WebSocket reconnection attempts",
-            m.reconnects.clone(),
-        );
-        registry.register("poller_ws_frames", "Mist WebSocket frames received by kind", m.frames.clone());
-        registry.register(
-            "poller_ws_subscribe_refused",
-            "Mist WebSocket subscriptions refused",
-            m.refused.clone(),
-        );
-        registry.register(
-            "poller_ws_subscribe_timeouts",
-            "Mist WebSocket subscriptions not confirmed in time",
-            m.subscribe_timeouts.clone(),
+        register!(registry;
+            "poller_ws_connections_up", "Open Mist WebSocket connections" => m.connections_up;
+            "poller_ws_subscriptions", "Mist WebSocket channels confirmed subscribed" => m.subscriptions;
+            "poller_ws_reconnects", "Mist WebSocket reconnection attempts" => m.reconnects;
+            "poller_ws_frames", "Mist WebSocket frames received by kind" => m.frames;
+            "poller_ws_subscribe_refused", "Mist WebSocket subscriptions refused" => m.refused;
+            "poller_ws_subscribe_timeouts", "Mist WebSocket subscriptions not confirmed in time" => m.subscribe_timeouts;
         );
         m
     }
@@ -270,19 +247,13 @@ impl PollerTelemetry {
     /// Registers the metrics and returns them.
     pub fn register(registry: &mut Registry) -> Self {
         let t = Self::default();
-        registry.register(
-            "poller_series_dropped",
-            "Poller updates left out (client cap, invalid)",
-            t.dropped.clone(),
+        register!(registry;
+            "poller_series_dropped", "Poller updates left out (client cap, invalid)" => t.dropped;
+            "poller_tracked", "Devices and clients tracked by the poller" => t.tracked;
+            "poller_site_subscribed", "Per site and channel, 1 when the WebSocket subscription is confirmed" => t.site_state;
+            "poller_sites", "Sites the poller follows" => t.sites;
+            "poller_refresh_errors", "Failed REST refreshes" => t.refresh_errors;
         );
-        registry.register("poller_tracked", "Devices and clients tracked by the poller", t.tracked.clone());
-        registry.register(
-            "poller_site_subscribed",
-            "Per site and channel, 1 when the WebSocket subscription is confirmed",
-            t.site_state.clone(),
-        );
-        registry.register("poller_sites", "Sites the poller follows", t.sites.clone());
-        registry.register("poller_refresh_errors", "Failed REST refreshes", t.refresh_errors.clone());
         t
     }
 
