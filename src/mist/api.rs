@@ -235,60 +235,77 @@ impl ApiClient {
         path: &str,
     ) -> Result<(Value, reqwest::header::HeaderMap), ApiError> {
         let url = format!("{}{}", self.base, path);
+        let auth = self.auth_header()?;
+        let mut attempts_429 = 0;
+        loop {
+            let resp = self.send(endpoint, &url, &auth).await?;
+            let status = resp.status();
+            if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+                attempts_429 += 1;
+                self.rate_limited(endpoint, resp.headers(), attempts_429)?;
+                continue;
+            }
+            if !status.is_success() {
+                return Err(status_error(endpoint, status));
+            }
+            return json_body(endpoint, resp).await;
+        }
+    }
+
+    /// `Authorization: Token …`, marked sensitive so it never shows in logs or `Debug`.
+    fn auth_header(&self) -> Result<reqwest::header::HeaderValue, ApiError> {
         let mut auth = reqwest::header::HeaderValue::from_str(&format!("Token {}", self.token.expose()))
             .map_err(|_| {
                 ApiError::Client("the API token contains characters not allowed in a header".into())
             })?;
         auth.set_sensitive(true);
-        let mut attempts_429 = 0;
-        loop {
-            self.budget.take().await;
-            self.metrics.budget_remaining.set(self.budget.remaining());
-            let resp = self
-                .http
-                .get(&url)
-                .header(reqwest::header::AUTHORIZATION, auth.clone())
-                .header(reqwest::header::ACCEPT, "application/json")
-                .send()
-                .await;
-            let resp = match resp {
-                Ok(r) => r,
-                Err(e) => {
-                    self.metrics.failed(endpoint);
-                    return Err(ApiError::Transport { endpoint: endpoint.into(), message: describe(&e) });
-                }
-            };
-            let status = resp.status();
-            self.metrics.answered(endpoint, status.as_str());
-            if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-                self.metrics.rate_limited.inc();
-                let wait = retry_after(resp.headers()).unwrap_or(Duration::from_secs(60));
-                self.budget.pause_until(Instant::now() + wait);
-                attempts_429 += 1;
-                tracing::warn!(endpoint, retry_after_s = wait.as_secs_f64(), "Mist API rate limited (429)");
-                if attempts_429 > self.opts.max_429_retries || wait > self.opts.max_retry_wait {
-                    return Err(ApiError::RateLimited { endpoint: endpoint.into(), retry_after: wait });
-                }
-                continue;
+        Ok(auth)
+    }
+
+    /// One request once the budget allows it, counted as answered (with its status) or failed.
+    async fn send(
+        &self,
+        endpoint: &str,
+        url: &str,
+        auth: &reqwest::header::HeaderValue,
+    ) -> Result<reqwest::Response, ApiError> {
+        self.budget.take().await;
+        self.metrics.budget_remaining.set(self.budget.remaining());
+        let resp = self
+            .http
+            .get(url)
+            .header(reqwest::header::AUTHORIZATION, auth.clone())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await;
+        match resp {
+            Ok(r) => {
+                self.metrics.answered(endpoint, r.status().as_str());
+                Ok(r)
             }
-            if !status.is_success() {
-                let hint = match status.as_u16() {
-                    401 => " (the API token is invalid or expired)",
-                    403 => " (the API token lacks access to this organisation)",
-                    404 => " (unknown organisation or site id?)",
-                    _ => "",
-                };
-                return Err(ApiError::Status { endpoint: endpoint.into(), status: status.as_u16(), hint });
+            Err(e) => {
+                self.metrics.failed(endpoint);
+                Err(ApiError::Transport { endpoint: endpoint.into(), message: describe(&e) })
             }
-            let headers = resp.headers().clone();
-            let bytes = resp
-                .bytes()
-                .await
-                .map_err(|e| ApiError::Transport { endpoint: endpoint.into(), message: describe(&e) })?;
-            let v = serde_json::from_slice(&bytes)
-                .map_err(|e| ApiError::Body { endpoint: endpoint.into(), message: e.to_string() })?;
-            return Ok((v, headers));
         }
+    }
+
+    /// After the `attempts`-th 429: pauses every caller for `Retry-After` (60 s when absent),
+    /// and says whether this call may wait and retry or must give up.
+    fn rate_limited(
+        &self,
+        endpoint: &str,
+        headers: &reqwest::header::HeaderMap,
+        attempts: u32,
+    ) -> Result<(), ApiError> {
+        self.metrics.rate_limited.inc();
+        let wait = retry_after(headers).unwrap_or(Duration::from_secs(60));
+        self.budget.pause_until(Instant::now() + wait);
+        tracing::warn!(endpoint, retry_after_s = wait.as_secs_f64(), "Mist API rate limited (429)");
+        if attempts > self.opts.max_429_retries || wait > self.opts.max_retry_wait {
+            return Err(ApiError::RateLimited { endpoint: endpoint.into(), retry_after: wait });
+        }
+        Ok(())
     }
 
     /// Every item of a list endpoint, following Mist's pagination: `limit`/`page` with the
@@ -307,47 +324,30 @@ impl ApiClient {
                 ),
             };
             let (body, headers) = self.get(endpoint, &p).await?;
-            let (items, next) = match body {
-                Value::Array(items) => (items, None),
-                Value::Object(mut m) => {
-                    let items = match m.remove("results") {
-                        Some(Value::Array(a)) => a,
-                        _ => {
-                            return Err(ApiError::Body {
-                                endpoint: endpoint.into(),
-                                message: "expected an array or an object with `results`".into(),
-                            });
-                        }
-                    };
-                    let next =
-                        m.get("next").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
-                    (items, next)
-                }
-                _ => {
-                    return Err(ApiError::Body {
-                        endpoint: endpoint.into(),
-                        message: "expected a JSON list".into(),
-                    });
-                }
-            };
+            let (items, next) = page_items(endpoint, body)?;
             let n = items.len();
             out.extend(items);
             if let Some(next) = next {
                 next_path = Some(self.relative(&next));
                 continue;
             }
-            let total = header_u64(&headers, "x-page-total");
-            let limit = header_u64(&headers, "x-page-limit").unwrap_or(u64::from(self.opts.page_limit));
-            let done = match total {
-                Some(t) => out.len() as u64 >= t || n == 0,
-                None => (n as u64) < limit || n == 0,
-            };
-            if done {
+            if self.last_page(&headers, n, out.len()) {
                 return Ok(out);
             }
             page += 1;
         }
         Ok(out)
+    }
+
+    /// Whether a `limit`/`page` answer of `n` items (`seen` in all so far) was the last page:
+    /// `X-Page-Total` reached, else a short page; an empty page always ends.
+    fn last_page(&self, headers: &reqwest::header::HeaderMap, n: usize, seen: usize) -> bool {
+        let total = header_u64(headers, "x-page-total");
+        let limit = header_u64(headers, "x-page-limit").unwrap_or(u64::from(self.opts.page_limit));
+        match total {
+            Some(t) => seen as u64 >= t || n == 0,
+            None => (n as u64) < limit || n == 0,
+        }
     }
 
     /// A `next` link as a path relative to the base (Mist sends paths; tolerate full URLs).
@@ -461,6 +461,54 @@ pub fn orgs_in_self(v: &Value) -> Vec<OrgRef> {
         }
     });
     orgs
+}
+
+/// The error of a non-success answer, with a hint for the statuses a user can fix.
+fn status_error(endpoint: &str, status: reqwest::StatusCode) -> ApiError {
+    let hint = match status.as_u16() {
+        401 => " (the API token is invalid or expired)",
+        403 => " (the API token lacks access to this organisation)",
+        404 => " (unknown organisation or site id?)",
+        _ => "",
+    };
+    ApiError::Status { endpoint: endpoint.into(), status: status.as_u16(), hint }
+}
+
+/// A success answer's JSON body, with its headers (pagination reads them).
+async fn json_body(
+    endpoint: &str,
+    resp: reqwest::Response,
+) -> Result<(Value, reqwest::header::HeaderMap), ApiError> {
+    let headers = resp.headers().clone();
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| ApiError::Transport { endpoint: endpoint.into(), message: describe(&e) })?;
+    let v = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::Body { endpoint: endpoint.into(), message: e.to_string() })?;
+    Ok((v, headers))
+}
+
+/// One page's items and, for search bodies, the `next` link: a list answer is a JSON array,
+/// a search answer an object with `results` (and `next` while more remain).
+fn page_items(endpoint: &str, body: Value) -> Result<(Vec<Value>, Option<String>), ApiError> {
+    match body {
+        Value::Array(items) => Ok((items, None)),
+        Value::Object(mut m) => {
+            let items = match m.remove("results") {
+                Some(Value::Array(a)) => a,
+                _ => {
+                    return Err(ApiError::Body {
+                        endpoint: endpoint.into(),
+                        message: "expected an array or an object with `results`".into(),
+                    });
+                }
+            };
+            let next = m.get("next").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
+            Ok((items, next))
+        }
+        _ => Err(ApiError::Body { endpoint: endpoint.into(), message: "expected a JSON list".into() }),
+    }
 }
 
 /// `path` with query pairs appended (values are plain tokens, no escaping needed).

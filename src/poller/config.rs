@@ -119,6 +119,14 @@ impl PollerConfig {
         if !self.enabled {
             return Ok(());
         }
+        self.validate_access()?;
+        self.validate_positive_durations()?;
+        self.validate_budget()?;
+        self.validate_stream()
+    }
+
+    /// The token is set and the cloud is one we can reach.
+    fn validate_access(&self) -> Result<(), ConfigError> {
         if self.token.is_empty() {
             return Err(invalid(
                 "token",
@@ -128,6 +136,11 @@ impl PollerConfig {
         if let Err(e) = crate::mist::cloud::rest_base(&self.cloud) {
             return Err(invalid("cloud", e.to_string()));
         }
+        Ok(())
+    }
+
+    /// Intervals and timeouts that would spin or never fire at zero.
+    fn validate_positive_durations(&self) -> Result<(), ConfigError> {
         let positive = [
             ("site_refresh_interval", self.site_refresh_interval),
             ("org_interval", self.org_interval),
@@ -143,6 +156,11 @@ impl PollerConfig {
                 return Err(invalid(k, "must be greater than 0".into()));
             }
         }
+        Ok(())
+    }
+
+    /// The call budget stays below Mist's limit per token.
+    fn validate_budget(&self) -> Result<(), ConfigError> {
         if self.calls_per_hour == 0 || self.calls_per_hour >= MIST_HOURLY_LIMIT {
             return Err(invalid(
                 "calls_per_hour",
@@ -152,6 +170,11 @@ impl PollerConfig {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// The WebSocket settings agree with each other and with Mist's channel limit.
+    fn validate_stream(&self) -> Result<(), ConfigError> {
         if self.stream.read_timeout <= self.stream.ping_interval {
             return Err(invalid(
                 "stream.read_timeout",

@@ -321,6 +321,7 @@ impl Aggregator {
         out
     }
 
+    /// One metric of one site: its points in the OTLP shape of the metric's kind.
     fn metric(
         &self,
         def: &MetricDef,
@@ -328,58 +329,19 @@ impl Aggregator {
         now_ns: u64,
         temporality: AggregationTemporality,
     ) -> Metric {
-        let labels =
-            |l: &Labels| -> Vec<KeyValue> { l.iter().map(|(k, v)| attrs::kv(k, v.as_str())).collect() };
         let data = match def.kind {
             Kind::Counter => metric::Data::Sum(Sum {
-                data_points: points
-                    .iter()
-                    .filter_map(|(l, p)| match p {
-                        Point::Sum { start_ns, value } => Some(NumberDataPoint {
-                            attributes: labels(l),
-                            start_time_unix_nano: (*start_ns).min(now_ns),
-                            time_unix_nano: now_ns,
-                            value: Some(number_data_point::Value::AsInt(*value)),
-                            ..Default::default()
-                        }),
-                        _ => None,
-                    })
-                    .collect(),
+                data_points: points.iter().filter_map(|(l, p)| sum_point(l, p, now_ns)).collect(),
                 aggregation_temporality: temporality as i32,
                 is_monotonic: true,
             }),
             Kind::Gauge => metric::Data::Gauge(Gauge {
-                data_points: points
-                    .iter()
-                    .filter_map(|(l, p)| match p {
-                        Point::Gauge { time_ns, value, .. } => Some(NumberDataPoint {
-                            attributes: labels(l),
-                            time_unix_nano: *time_ns,
-                            value: Some(number_data_point::Value::AsDouble(*value)),
-                            ..Default::default()
-                        }),
-                        _ => None,
-                    })
-                    .collect(),
+                data_points: points.iter().filter_map(|(l, p)| gauge_point(l, p)).collect(),
             }),
             Kind::Histogram(_) => metric::Data::Histogram(Histogram {
                 data_points: points
                     .iter()
-                    .filter_map(|(l, p)| match p {
-                        Point::Hist { start_ns, counts, sum, count, min, max } => Some(HistogramDataPoint {
-                            attributes: labels(l),
-                            start_time_unix_nano: (*start_ns).min(now_ns),
-                            time_unix_nano: now_ns,
-                            count: *count,
-                            sum: Some(*sum),
-                            bucket_counts: counts.clone(),
-                            explicit_bounds: self.bounds(def).to_vec(),
-                            min: (*count > 0).then_some(*min),
-                            max: (*count > 0).then_some(*max),
-                            ..Default::default()
-                        }),
-                        _ => None,
-                    })
+                    .filter_map(|(l, p)| histogram_point(l, p, self.bounds(def), now_ns))
                     .collect(),
                 aggregation_temporality: temporality as i32,
             }),
@@ -391,6 +353,58 @@ impl Aggregator {
             data: Some(data),
             ..Default::default()
         }
+    }
+}
+
+/// A series' labels as OTLP attributes.
+fn label_attrs(l: &Labels) -> Vec<KeyValue> {
+    l.iter().map(|(k, v)| attrs::kv(k, v.as_str())).collect()
+}
+
+/// A counter's point (`None` for a point of another kind); the start never lies after `now_ns`.
+fn sum_point(l: &Labels, p: &Point, now_ns: u64) -> Option<NumberDataPoint> {
+    match p {
+        Point::Sum { start_ns, value } => Some(NumberDataPoint {
+            attributes: label_attrs(l),
+            start_time_unix_nano: (*start_ns).min(now_ns),
+            time_unix_nano: now_ns,
+            value: Some(number_data_point::Value::AsInt(*value)),
+            ..Default::default()
+        }),
+        _ => None,
+    }
+}
+
+/// A gauge's point at the time it was set (`None` for a point of another kind).
+fn gauge_point(l: &Labels, p: &Point) -> Option<NumberDataPoint> {
+    match p {
+        Point::Gauge { time_ns, value, .. } => Some(NumberDataPoint {
+            attributes: label_attrs(l),
+            time_unix_nano: *time_ns,
+            value: Some(number_data_point::Value::AsDouble(*value)),
+            ..Default::default()
+        }),
+        _ => None,
+    }
+}
+
+/// A histogram's point over `bounds` (`None` for a point of another kind); min and max only
+/// once something was recorded.
+fn histogram_point(l: &Labels, p: &Point, bounds: &[f64], now_ns: u64) -> Option<HistogramDataPoint> {
+    match p {
+        Point::Hist { start_ns, counts, sum, count, min, max } => Some(HistogramDataPoint {
+            attributes: label_attrs(l),
+            start_time_unix_nano: (*start_ns).min(now_ns),
+            time_unix_nano: now_ns,
+            count: *count,
+            sum: Some(*sum),
+            bucket_counts: counts.clone(),
+            explicit_bounds: bounds.to_vec(),
+            min: (*count > 0).then_some(*min),
+            max: (*count > 0).then_some(*max),
+            ..Default::default()
+        }),
+        _ => None,
     }
 }
 

@@ -225,7 +225,21 @@ impl Translator {
 
     /// Translates one delivery.
     pub fn translate(&mut self, input: &Input<'_>) -> Translated {
-        let topic = input.envelope.topic.as_str();
+        self.note_endpoint(input);
+        let mut spans: Vec<(Origin, Span)> = Vec::new();
+        let expired = self.corr.expire(input.received_at_ns);
+        spans.extend(expired.into_iter().filter_map(Parked::into_standalone));
+
+        let mut logs: Vec<(Origin, LogRecord)> = Vec::with_capacity(input.envelope.events.len());
+        for ev in &input.envelope.events {
+            logs.push(self.translate_event(input, ev, &mut spans));
+        }
+        self.assemble(logs, spans)
+    }
+
+    /// Remembers the delivering endpoint's attributes; a change (or a full cache) empties the
+    /// resource cache so no resource carries stale attributes.
+    fn note_endpoint(&mut self, input: &Input<'_>) {
         if !self.endpoints.contains_key(input.endpoint)
             || self.endpoints[input.endpoint] != *input.endpoint_attributes
         {
@@ -235,57 +249,45 @@ impl Translator {
         if self.resources.len() >= RESOURCE_CACHE_MAX {
             self.resources.clear();
         }
-        let mut spans: Vec<(Origin, Span)> = Vec::new();
-        let expired = self.corr.expire(input.received_at_ns);
-        spans.extend(expired.into_iter().filter_map(Parked::into_standalone));
+    }
 
-        let mut logs: Vec<(Origin, LogRecord)> = Vec::with_capacity(input.envelope.events.len());
-        for ev in &input.envelope.events {
-            let origin = origin(input.endpoint, ev);
-            // A malformed known-topic event degrades to the generic log.
-            let typed = parse_event(topic, ev).unwrap_or(MistEvent::Unknown);
-            let time_ns = event_time(&typed, ev);
-            let mut out = EventOut::new(topic);
-            let mut cx = Cx {
-                cfg: &self.cfg,
-                metrics: &mut self.metrics,
-                corr: &mut self.corr,
-                spans: &mut spans,
-                origin: &origin,
-                received_ns: input.received_at_ns,
-                time_ns: time_ns.unwrap_or(input.received_at_ns),
-            };
-            match &typed {
-                MistEvent::Alarm(a) => alarms::alarm(&mut cx, a, &mut out),
-                MistEvent::Audit(a) => alarms::audit(&mut cx, a, &mut out),
-                MistEvent::DeviceEvent(e) => devices::device_event(&mut cx, e, &mut out),
-                MistEvent::DeviceUpdown(e) => devices::updown(&mut cx, e, &mut out),
-                MistEvent::MxedgeEvent(e) => devices::mxedge(&mut cx, e, &mut out),
-                MistEvent::ClientJoin(e) => clients::join(&mut cx, e, &mut out),
-                MistEvent::ClientSession(e) => clients::session(&mut cx, e, &mut out),
-                MistEvent::ClientInfo(e) => clients::info(&mut cx, e, &mut out),
-                MistEvent::ClientLatency(e) => clients::latency(&mut cx, e, &mut out),
-                MistEvent::GuestAuthorization(e) => clients::guest(&mut cx, e, &mut out),
-                MistEvent::NacEvent(e) => nac::event(&mut cx, e, &mut out),
-                MistEvent::NacAccounting(e) => nac::accounting(&mut cx, e, &mut out),
-                MistEvent::SiteSle(e) => sle::site_sle(&mut cx, e, &mut out),
-                MistEvent::OccupancyAlerts(e) => sle::occupancy(&mut cx, e, &mut out),
-                MistEvent::MinisApplication(e) => sle::minis_application(&mut cx, e, &mut out),
-                MistEvent::MinisReachability(e) => sle::minis_reachability(&mut cx, e, &mut out),
-                MistEvent::Location(e) => location::location(topic, e, &mut out),
-                MistEvent::Unknown => location::generic(topic, ev, &mut out),
-            }
-            let time = time_ns.unwrap_or(input.received_at_ns);
-            logs.push((origin, logs::record(topic, ev, out, time, input.received_at_ns)));
-        }
+    /// One event of the delivery: its topic family folds metrics and adds spans; the log
+    /// record is returned with its origin.
+    fn translate_event(
+        &mut self,
+        input: &Input<'_>,
+        ev: &Map<String, Value>,
+        spans: &mut Vec<(Origin, Span)>,
+    ) -> (Origin, LogRecord) {
+        let topic = input.envelope.topic.as_str();
+        let origin = origin(input.endpoint, ev);
+        // A malformed known-topic event degrades to the generic log.
+        let typed = parse_event(topic, ev).unwrap_or(MistEvent::Unknown);
+        let time_ns = event_time(&typed, ev);
+        let mut out = EventOut::new(topic);
+        let mut cx = Cx {
+            cfg: &self.cfg,
+            metrics: &mut self.metrics,
+            corr: &mut self.corr,
+            spans,
+            origin: &origin,
+            received_ns: input.received_at_ns,
+            time_ns: time_ns.unwrap_or(input.received_at_ns),
+        };
+        dispatch(&mut cx, topic, &typed, ev, &mut out);
+        let time = time_ns.unwrap_or(input.received_at_ns);
+        let record = logs::record(topic, ev, out, time, input.received_at_ns);
+        (origin, record)
+    }
 
+    /// Groups records and spans by origin under their (cached) resources.
+    fn assemble(&mut self, logs: Vec<(Origin, LogRecord)>, spans: Vec<(Origin, Span)>) -> Translated {
         let cfg = &self.cfg;
         let endpoints = &self.endpoints;
         let resources = &mut self.resources;
         let mut resource_of = |o: Origin| -> Resource {
             resources.entry(o).or_insert_with_key(|o| event_resource(cfg, endpoints, o)).clone()
         };
-        let scope = || Some(InstrumentationScope { name: SCOPE.into(), ..Default::default() });
         let logs = group(logs)
             .into_iter()
             .map(|(o, records)| ResourceLogs {
@@ -294,14 +296,8 @@ impl Translator {
                 ..Default::default()
             })
             .collect();
-        let spans = group(spans)
-            .into_iter()
-            .map(|(o, spans)| ResourceSpans {
-                resource: Some(resource_of(o)),
-                scope_spans: vec![ScopeSpans { scope: scope(), spans, ..Default::default() }],
-                ..Default::default()
-            })
-            .collect();
+        let spans =
+            group(spans).into_iter().map(|(o, spans)| resource_spans(resource_of(o), spans)).collect();
         Translated { logs, spans }
     }
 
@@ -311,14 +307,9 @@ impl Translator {
     pub fn release_parked(&mut self) -> Vec<ResourceSpans> {
         let released: Vec<(Origin, Span)> =
             self.corr.expire(u64::MAX).into_iter().filter_map(Parked::into_standalone).collect();
-        let scope = || Some(InstrumentationScope { name: SCOPE.into(), ..Default::default() });
         group(released)
             .into_iter()
-            .map(|(o, spans)| ResourceSpans {
-                resource: Some(event_resource(&self.cfg, &self.endpoints, &o)),
-                scope_spans: vec![ScopeSpans { scope: scope(), spans, ..Default::default() }],
-                ..Default::default()
-            })
+            .map(|(o, spans)| resource_spans(event_resource(&self.cfg, &self.endpoints, &o), spans))
             .collect()
     }
 
@@ -326,6 +317,45 @@ impl Translator {
     pub fn collect_metrics(&mut self, now_ns: u64) -> Vec<ResourceMetrics> {
         let (cfg, endpoints) = (&self.cfg, &self.endpoints);
         self.metrics.collect(now_ns, |site| event_resource(cfg, endpoints, &(site.clone(), None)))
+    }
+}
+
+/// Hands one typed event to its topic family, which fills `out` (and may count, park or emit
+/// spans through `cx`).
+fn dispatch(cx: &mut Cx<'_>, topic: &str, typed: &MistEvent, ev: &Map<String, Value>, out: &mut EventOut) {
+    match typed {
+        MistEvent::Alarm(a) => alarms::alarm(cx, a, out),
+        MistEvent::Audit(a) => alarms::audit(cx, a, out),
+        MistEvent::DeviceEvent(e) => devices::device_event(cx, e, out),
+        MistEvent::DeviceUpdown(e) => devices::updown(cx, e, out),
+        MistEvent::MxedgeEvent(e) => devices::mxedge(cx, e, out),
+        MistEvent::ClientJoin(e) => clients::join(cx, e, out),
+        MistEvent::ClientSession(e) => clients::session(cx, e, out),
+        MistEvent::ClientInfo(e) => clients::info(cx, e, out),
+        MistEvent::ClientLatency(e) => clients::latency(cx, e, out),
+        MistEvent::GuestAuthorization(e) => clients::guest(cx, e, out),
+        MistEvent::NacEvent(e) => nac::event(cx, e, out),
+        MistEvent::NacAccounting(e) => nac::accounting(cx, e, out),
+        MistEvent::SiteSle(e) => sle::site_sle(cx, e, out),
+        MistEvent::OccupancyAlerts(e) => sle::occupancy(cx, e, out),
+        MistEvent::MinisApplication(e) => sle::minis_application(cx, e, out),
+        MistEvent::MinisReachability(e) => sle::minis_reachability(cx, e, out),
+        MistEvent::Location(e) => location::location(topic, e, out),
+        MistEvent::Unknown => location::generic(topic, ev, out),
+    }
+}
+
+/// The instrumentation scope of everything the translator emits.
+fn scope() -> Option<InstrumentationScope> {
+    Some(InstrumentationScope { name: SCOPE.into(), ..Default::default() })
+}
+
+/// One resource's spans under the translator's scope.
+fn resource_spans(resource: Resource, spans: Vec<Span>) -> ResourceSpans {
+    ResourceSpans {
+        resource: Some(resource),
+        scope_spans: vec![ScopeSpans { scope: scope(), spans, ..Default::default() }],
+        ..Default::default()
     }
 }
 
