@@ -212,67 +212,40 @@ fn webhook_body(a: &RegisterArgs, secret: &str) -> Value {
     })
 }
 
+/// How many API requests `register` makes (look up, then create or update), for its progress
+/// lines.
+const REGISTER_STEPS: usize = 2;
+
+/// Creates or updates the webhook named `a.name`: looks it up by name, then PUTs it if found
+/// or POSTs it if not; a dry run only shows the requests.
 async fn register(mut a: RegisterArgs, token: Option<String>) -> Result<()> {
-    a.topics = a.topics.iter().map(|t| normalize_topic(t)).filter(|t| !t.is_empty()).collect();
-    if a.topics.is_empty() {
-        bail!("--topics needs at least one topic");
-    }
-    for t in &a.topics {
-        if KNOWN_TOPICS.binary_search(&t.as_str()).is_err() {
-            eprintln!("warning: `{t}` is not a topic mist-otel knows; Mist may refuse it");
-        }
-    }
-    let base = match &a.api_url {
-        Some(u) => u.trim_end_matches('/').to_owned(),
-        None => rest_base(&a.cloud)?,
-    };
-    let (scope, scope_id) = match (&a.org, &a.site) {
-        (Some(o), _) => ("org", o.as_str()),
-        (None, Some(s)) => ("site", s.as_str()),
-        (None, None) => bail!("give --org or --site"),
-    };
-    let list_url = format!("{base}/api/v1/{scope}s/{scope_id}/webhooks");
+    a.topics = normalized_topics(&a.topics)?;
+    let target = Target::of(&a)?;
     let token = token.filter(|t| !t.trim().is_empty());
     let secrets = [a.secret.as_str(), token.as_deref().unwrap_or("")];
 
     if token.is_none() && !a.dry_run {
-        bail!("MIST_API_TOKEN is not set (an API token with write access to the {scope} is needed)");
+        bail!("MIST_API_TOKEN is not set (an API token with write access to the {} is needed)", target.scope);
     }
     let client = http_client(Duration::from_secs(30))?;
 
     let shown = serde_json::to_string_pretty(&webhook_body(&a, REDACTED))?;
-    let steps = 2;
     let existing = match &token {
         Some(tok) => {
-            let found = find_by_name(&client, &list_url, tok, &a.name, &secrets).await?;
-            println!(
-                "[1/{steps}] GET {list_url} → {}",
-                match &found {
-                    Some(id) => format!("found webhook `{}` (id {id})", a.name),
-                    None => format!("no webhook named `{}`", a.name),
-                }
-            );
+            let found = find_by_name(&client, &target.list_url, tok, &a.name, &secrets).await?;
+            print_lookup(&target.list_url, &a.name, &found);
             Some(found)
         }
         None => None,
     };
 
+    let list_url = &target.list_url;
     let (method, url) = match &existing {
         Some(Some(wid)) => (reqwest::Method::PUT, format!("{list_url}/{wid}")),
         _ => (reqwest::Method::POST, list_url.clone()),
     };
     if a.dry_run {
-        println!("dry run: nothing will be changed");
-        if existing.is_none() {
-            println!(
-                "GET {list_url}   (looks for a webhook named `{}`; MIST_API_TOKEN is not set, so not done)",
-                a.name
-            );
-            println!("POST {list_url}   (if none exists; otherwise PUT {list_url}/{{id}})");
-        } else {
-            println!("{method} {url}");
-        }
-        println!("Authorization: Token {REDACTED}\nContent-Type: application/json\n{shown}");
+        print_dry_run(&a, list_url, existing.is_some(), &method, &url, &shown);
         return Ok(());
     }
 
@@ -282,14 +255,101 @@ async fn register(mut a: RegisterArgs, token: Option<String>) -> Result<()> {
         .header(reqwest::header::AUTHORIZATION, format!("Token {tok}"))
         .json(&webhook_body(&a, &a.secret));
     let (status, text) = send_checked(req, &format!("{method} {url}"), &secrets).await?;
-    let id = serde_json::from_str::<Value>(&text)
+    print_written(&a, &target, &method, &url, status, &text);
+    Ok(())
+}
+
+/// The topics as Mist spells them, empty ones dropped; at least one is needed. Topics
+/// mist-otel does not know are kept, with a warning.
+fn normalized_topics(topics: &[String]) -> Result<Vec<String>> {
+    let topics: Vec<String> = topics.iter().map(|t| normalize_topic(t)).filter(|t| !t.is_empty()).collect();
+    if topics.is_empty() {
+        bail!("--topics needs at least one topic");
+    }
+    for t in &topics {
+        if KNOWN_TOPICS.binary_search(&t.as_str()).is_err() {
+            eprintln!("warning: `{t}` is not a topic mist-otel knows; Mist may refuse it");
+        }
+    }
+    Ok(topics)
+}
+
+/// Where a webhook is registered: the org or the site, and its webhook list in the API.
+struct Target<'a> {
+    /// `org` or `site`.
+    scope: &'static str,
+    scope_id: &'a str,
+    list_url: String,
+}
+
+impl<'a> Target<'a> {
+    /// The target named by `--org`/`--site` on the API of `--api-url` or `--cloud`.
+    fn of(a: &'a RegisterArgs) -> Result<Self> {
+        let base = match &a.api_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => rest_base(&a.cloud)?,
+        };
+        let (scope, scope_id) = match (&a.org, &a.site) {
+            (Some(o), _) => ("org", o.as_str()),
+            (None, Some(s)) => ("site", s.as_str()),
+            (None, None) => bail!("give --org or --site"),
+        };
+        let list_url = format!("{base}/api/v1/{scope}s/{scope_id}/webhooks");
+        Ok(Target { scope, scope_id, list_url })
+    }
+}
+
+/// Step 1 done: reports on one line whether a webhook named `name` was found.
+fn print_lookup(list_url: &str, name: &str, found: &Option<String>) {
+    println!(
+        "[1/{REGISTER_STEPS}] GET {list_url} → {}",
+        match found {
+            Some(id) => format!("found webhook `{name}` (id {id})"),
+            None => format!("no webhook named `{name}`"),
+        }
+    );
+}
+
+/// Shows the requests a real run would make; without a token (`looked_up` false) the
+/// lookup is not done, so both possible writes are shown.
+fn print_dry_run(
+    a: &RegisterArgs,
+    list_url: &str,
+    looked_up: bool,
+    method: &reqwest::Method,
+    url: &str,
+    shown: &str,
+) {
+    println!("dry run: nothing will be changed");
+    if !looked_up {
+        println!(
+            "GET {list_url}   (looks for a webhook named `{}`; MIST_API_TOKEN is not set, so not done)",
+            a.name
+        );
+        println!("POST {list_url}   (if none exists; otherwise PUT {list_url}/{{id}})");
+    } else {
+        println!("{method} {url}");
+    }
+    println!("Authorization: Token {REDACTED}\nContent-Type: application/json\n{shown}");
+}
+
+/// Step 2 done: reports the write and the webhook's id from the API's answer (`?` if none).
+fn print_written(
+    a: &RegisterArgs,
+    target: &Target<'_>,
+    method: &reqwest::Method,
+    url: &str,
+    status: reqwest::StatusCode,
+    text: &str,
+) {
+    let id = serde_json::from_str::<Value>(text)
         .ok()
         .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_owned))
         .unwrap_or_else(|| "?".into());
     let verb = if method == reqwest::Method::PUT { "updated" } else { "created" };
-    println!("[2/{steps}] {method} {url} → {}", status.as_u16());
+    let (scope, scope_id) = (target.scope, target.scope_id);
+    println!("[2/{REGISTER_STEPS}] {method} {url} → {}", status.as_u16());
     println!("{verb} webhook `{}` (id {id}) for {scope} {scope_id}: topics {}", a.name, a.topics.join(","));
-    Ok(())
 }
 
 /// Sends one Mist API request; its status and text when it succeeds, else an error naming the

@@ -112,11 +112,7 @@ pub fn join(cx: &mut Cx<'_>, e: &ClientJoin, out: &mut EventOut) {
         s.trace_id = trace.to_vec();
         s.span_id = id.to_vec();
         s.parent_span_id = assoc.session_span().to_vec();
-        cx.spans.push((cx.origin.clone(), s));
-        let mut evicted = Vec::new();
-        let released = cx.corr.associate(key, assoc, cx.received_ns, &mut evicted);
-        cx.emit_released(released, &assoc);
-        cx.emit_evicted(evicted);
+        push_and_associate(cx, s, key, assoc);
         out.trace = Some((trace, id));
     }
     out.attrs = a;
@@ -146,103 +142,173 @@ pub fn reason_name(code: i64) -> &'static str {
     }
 }
 
-/// A session end: duration histogram, termination and roam counters; the association's
-/// root span from connect to disconnect (error on abnormal termination), linked to the
-/// association it roamed from.
-pub fn session(cx: &mut Cx<'_>, e: &ClientSession, out: &mut EventOut) {
-    let mac = non_empty(&e.mac);
-    let (ssid, band) = (non_empty(&e.ssid), non_empty(&e.band));
-    let roamed = non_empty(&e.next_ap).is_some();
-    let reason = e.termination_reason.unwrap_or(0);
-    let abnormal = !roamed && !NORMAL_REASONS.contains(&reason);
-    let connect = connect_us(e.connect_float, e.connect);
-    let disconnect = connect_us(e.disconnect_float, e.disconnect);
-    let duration = e.duration.filter(|d| *d >= 0.0).or_else(|| match (connect, disconnect) {
-        (Some(c), Some(d)) if d >= c => Some((d - c) as f64 / 1e6),
-        _ => None,
-    });
-    let mut a = Vec::new();
-    opt(&mut a, attrs::CLIENT_MAC, mac);
-    opt(&mut a, attrs::CLIENT_HOSTNAME, non_empty(&e.hostname));
-    opt(&mut a, attrs::CLIENT_USERNAME, non_empty(&e.username));
-    opt(&mut a, attrs::CLIENT_OS, non_empty(&e.client_os));
-    push_radio_attrs(&mut a, &e.ap, &e.ap_name, &e.bssid, ssid, &e.wlan_id, band);
-    a.push(kv_i64(attrs::TERMINATION_REASON, reason));
-    a.push(kv_bool(attrs::ROAMED, roamed));
-    out.consumed = &[
-        "mac",
-        "hostname",
-        "username",
-        "client_os",
-        "ap",
-        "ap_name",
-        "bssid",
-        "ssid",
-        "wlan_id",
-        "band",
-        "termination_reason",
-    ];
-    out.severity = if abnormal { Severity::Warn } else { Severity::Info };
-    let who = mac.map(String::as_str).unwrap_or("?");
-    let ap = non_empty(&e.ap_name).or(non_empty(&e.ap)).map(String::as_str).unwrap_or("?");
-    let how = if roamed {
-        format!("roamed to {}", e.next_ap.as_deref().unwrap_or("?"))
-    } else {
-        format!("left (reason {reason}: {})", reason_name(reason))
-    };
-    out.body = match duration {
-        Some(d) => format!("client {who} session on AP {ap} ended after {d} s: {how}"),
-        None => format!("client {who} session on AP {ap} ended: {how}"),
-    };
+/// The fields a session end consumes, in the order of its attributes.
+const SESSION_FIELDS: &[&str] = &[
+    "mac",
+    "hostname",
+    "username",
+    "client_os",
+    "ap",
+    "ap_name",
+    "bssid",
+    "ssid",
+    "wlan_id",
+    "band",
+    "termination_reason",
+];
 
-    let labels = client_labels(cx, ssid, band, mac);
-    let mut dl = labels.clone();
-    dl.push((attrs::ROAMED, roamed.to_string()));
-    if let Some(d) = duration {
-        cx.hist(&metrics::SESSION_DURATION, dl.clone(), d);
-    }
-    dl.retain(|(k, _)| *k != attrs::BAND);
-    dl.push((attrs::TERMINATION_REASON, reason.to_string()));
-    cx.count(&metrics::SESSION_TERMINATIONS, dl, 1);
-    if roamed {
-        cx.count(&metrics::CLIENT_ROAMS, labels, 1);
+/// What a session end says, derived once from the event and shared by its log, metrics and
+/// span.
+struct SessionEnd<'e> {
+    mac: Option<&'e String>,
+    ssid: Option<&'e String>,
+    band: Option<&'e String>,
+    /// Ended by a roam to another AP (`next_ap` set), not by leaving.
+    roamed: bool,
+    /// 802.11 reason code, 0 when absent.
+    reason: i64,
+    /// Left for a reason outside [`NORMAL_REASONS`]: a WARN log and an error span.
+    abnormal: bool,
+    /// Connect and disconnect times, µs.
+    connect: Option<i64>,
+    disconnect: Option<i64>,
+    /// Seconds: the reported duration, else disconnect − connect.
+    duration: Option<f64>,
+}
+
+impl<'e> SessionEnd<'e> {
+    /// Derives the facts of a session end.
+    fn of(e: &'e ClientSession) -> Self {
+        let roamed = non_empty(&e.next_ap).is_some();
+        let reason = e.termination_reason.unwrap_or(0);
+        let connect = connect_us(e.connect_float, e.connect);
+        let disconnect = connect_us(e.disconnect_float, e.disconnect);
+        let duration = e.duration.filter(|d| *d >= 0.0).or_else(|| match (connect, disconnect) {
+            (Some(c), Some(d)) if d >= c => Some((d - c) as f64 / 1e6),
+            _ => None,
+        });
+        SessionEnd {
+            mac: non_empty(&e.mac),
+            ssid: non_empty(&e.ssid),
+            band: non_empty(&e.band),
+            roamed,
+            reason,
+            abnormal: !roamed && !NORMAL_REASONS.contains(&reason),
+            connect,
+            disconnect,
+            duration,
+        }
     }
 
-    if let (Some(mac), Some(connect)) = (mac, connect) {
-        let (org, site) = cx.ids();
-        let trace = traces::association_trace_id(org, site, mac, connect);
-        let key = Correlator::client_key(org, site, mac);
-        let assoc = Assoc { connect_us: connect, disconnect_us: disconnect, roamed, trace };
-        let end_ns = disconnect.map(|d| (d as u64).saturating_mul(1000)).unwrap_or(cx.time_ns);
-        let mut sa = a.clone();
-        if let Some(d) = duration {
+    /// The log attributes, in export order (see [`SESSION_FIELDS`]).
+    fn attrs(&self, e: &ClientSession) -> Vec<KeyValue> {
+        let mut a = Vec::new();
+        opt(&mut a, attrs::CLIENT_MAC, self.mac);
+        opt(&mut a, attrs::CLIENT_HOSTNAME, non_empty(&e.hostname));
+        opt(&mut a, attrs::CLIENT_USERNAME, non_empty(&e.username));
+        opt(&mut a, attrs::CLIENT_OS, non_empty(&e.client_os));
+        push_radio_attrs(&mut a, &e.ap, &e.ap_name, &e.bssid, self.ssid, &e.wlan_id, self.band);
+        a.push(kv_i64(attrs::TERMINATION_REASON, self.reason));
+        a.push(kv_bool(attrs::ROAMED, self.roamed));
+        a
+    }
+
+    /// The log body: who left which AP, after how long, and why.
+    fn body(&self, e: &ClientSession) -> String {
+        let who = self.mac.map(String::as_str).unwrap_or("?");
+        let ap = non_empty(&e.ap_name).or(non_empty(&e.ap)).map(String::as_str).unwrap_or("?");
+        let how = if self.roamed {
+            format!("roamed to {}", e.next_ap.as_deref().unwrap_or("?"))
+        } else {
+            format!("left (reason {}: {})", self.reason, reason_name(self.reason))
+        };
+        match self.duration {
+            Some(d) => format!("client {who} session on AP {ap} ended after {d} s: {how}"),
+            None => format!("client {who} session on AP {ap} ended: {how}"),
+        }
+    }
+
+    /// The duration histogram (with `roamed`), the termination counter (with `roamed` and the
+    /// reason, without the band) and, for a roam, the roam counter.
+    fn record_metrics(&self, cx: &mut Cx<'_>) {
+        let labels = client_labels(cx, self.ssid, self.band, self.mac);
+        let mut dl = labels.clone();
+        dl.push((attrs::ROAMED, self.roamed.to_string()));
+        if let Some(d) = self.duration {
+            cx.hist(&metrics::SESSION_DURATION, dl.clone(), d);
+        }
+        dl.retain(|(k, _)| *k != attrs::BAND);
+        dl.push((attrs::TERMINATION_REASON, self.reason.to_string()));
+        cx.count(&metrics::SESSION_TERMINATIONS, dl, 1);
+        if self.roamed {
+            cx.count(&metrics::CLIENT_ROAMS, labels, 1);
+        }
+    }
+
+    /// The association's root span from connect to disconnect (now if unknown), ids set;
+    /// an error on abnormal termination.
+    fn root_span(&self, e: &ClientSession, a: &[KeyValue], assoc: &Assoc, now_ns: u64) -> Span {
+        let end_ns = self.disconnect.map(|d| (d as u64).saturating_mul(1000)).unwrap_or(now_ns);
+        let mut sa = a.to_vec();
+        if let Some(d) = self.duration {
             sa.push(kv_f64(attrs::SESSION_DURATION, d));
         }
         if let Some(n) = non_empty(&e.next_ap) {
             sa.push(kv(attrs::NEXT_AP, n.as_str()));
         }
-        let mut s = span(traces::SPAN_SESSION, (connect as u64).saturating_mul(1000), end_ns, sa);
-        s.trace_id = trace.to_vec();
+        let mut s = span(traces::SPAN_SESSION, (assoc.connect_us as u64).saturating_mul(1000), end_ns, sa);
+        s.trace_id = assoc.trace.to_vec();
         s.span_id = assoc.session_span().to_vec();
-        if abnormal {
+        if self.abnormal {
+            let reason = self.reason;
             s.status = error_status(format!("termination reason {reason}: {}", reason_name(reason)));
             s.attributes.push(kv(attrs::ERROR_TYPE, reason.to_string()));
         }
-        // Roams: a link to the association the client roamed from (see docs/signals.md for
-        // why a link and not one trace per stay).
+        s
+    }
+}
+
+/// The link from a session's root span to the association the client roamed from (see
+/// docs/signals.md for why a link and not one trace per stay).
+fn roamed_from_link(prev: &Assoc) -> span::Link {
+    span::Link {
+        trace_id: prev.trace.to_vec(),
+        span_id: prev.session_span().to_vec(),
+        attributes: vec![kv(attrs::LINK_TYPE, "roamed_from")],
+        ..Default::default()
+    }
+}
+
+/// Exports a span of an association and records the association, which releases the parts
+/// parked for it; parts evicted to make room are exported on their own.
+fn push_and_associate(cx: &mut Cx<'_>, s: Span, key: [u8; 16], assoc: Assoc) {
+    cx.spans.push((cx.origin.clone(), s));
+    let mut evicted = Vec::new();
+    let released = cx.corr.associate(key, assoc, cx.received_ns, &mut evicted);
+    cx.emit_released(released, &assoc);
+    cx.emit_evicted(evicted);
+}
+
+/// A session end: duration histogram, termination and roam counters; the association's
+/// root span from connect to disconnect (error on abnormal termination), linked to the
+/// association it roamed from.
+pub fn session(cx: &mut Cx<'_>, e: &ClientSession, out: &mut EventOut) {
+    let end = SessionEnd::of(e);
+    let a = end.attrs(e);
+    out.consumed = SESSION_FIELDS;
+    out.severity = if end.abnormal { Severity::Warn } else { Severity::Info };
+    out.body = end.body(e);
+    end.record_metrics(cx);
+    if let (Some(mac), Some(connect)) = (end.mac, end.connect) {
+        let (org, site) = cx.ids();
+        let trace = traces::association_trace_id(org, site, mac, connect);
+        let key = Correlator::client_key(org, site, mac);
+        let assoc = Assoc { connect_us: connect, disconnect_us: end.disconnect, roamed: end.roamed, trace };
+        let mut s = end.root_span(e, &a, &assoc, cx.time_ns);
         if let Some(prev) = cx.corr.roamed_from(&key, connect) {
-            s.links.push(span::Link {
-                trace_id: prev.trace.to_vec(),
-                span_id: prev.session_span().to_vec(),
-                attributes: vec![kv(attrs::LINK_TYPE, "roamed_from")],
-                ..Default::default()
-            });
+            s.links.push(roamed_from_link(&prev));
         }
-        cx.spans.push((cx.origin.clone(), s));
-        let mut evicted = Vec::new();
-        let released = cx.corr.associate(key, assoc, cx.received_ns, &mut evicted);
-        cx.emit_released(released, &assoc);
-        cx.emit_evicted(evicted);
+        push_and_associate(cx, s, key, assoc);
         out.trace = Some((trace, assoc.session_span()));
     }
     out.attrs = a;

@@ -7,6 +7,8 @@ use super::metrics;
 use super::traces::{self, PartKind};
 use super::{Cx, EventOut};
 use crate::mist::events::{NacAccounting, NacEvent};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::trace::v1::Span;
 
 /// The outcome of a NAC event type: `permit`, `deny`, `failure` or `other`.
 pub fn nac_result(kind: &str) -> &'static str {
@@ -32,18 +34,7 @@ pub fn event(cx: &mut Cx<'_>, e: &NacEvent, out: &mut EventOut) {
     let failed = matches!(result, "deny" | "failure");
     let mac = non_empty(&e.mac);
     let (ssid, auth) = (non_empty(&e.ssid), non_empty(&e.auth_type));
-    let mut a = vec![kv(attrs::EVENT_TYPE, kind.as_str()), kv(attrs::NAC_RESULT, result)];
-    opt(&mut a, attrs::AUTH_TYPE, auth);
-    opt(&mut a, attrs::CLIENT_MAC, mac);
-    opt(&mut a, attrs::CLIENT_USERNAME, non_empty(&e.username));
-    opt(&mut a, attrs::AP_MAC, non_empty(&e.ap));
-    opt(&mut a, attrs::BSSID, non_empty(&e.bssid));
-    opt(&mut a, attrs::SSID, ssid);
-    opt(&mut a, attrs::DEVICE_MAC, non_empty(&e.device_mac));
-    // Spec versions disagree (`true` vs `"true"`): the attribute is always a boolean.
-    if let Some(r) = e.random_mac {
-        a.push(kv_bool("mist.event.random_mac", r));
-    }
+    let a = event_attrs(e, &kind, result);
     out.consumed =
         &["type", "auth_type", "mac", "username", "ap", "bssid", "ssid", "device_mac", "random_mac"];
     out.severity = if failed { Severity::Warn } else { Severity::Info };
@@ -71,21 +62,49 @@ pub fn event(cx: &mut Cx<'_>, e: &NacEvent, out: &mut EventOut) {
             s.status = error_status(why.cloned().unwrap_or_else(|| kind.clone()));
             s.attributes.push(kv(attrs::ERROR_TYPE, kind.as_str()));
         }
-        let (org, site) = cx.ids();
-        let at_us = (cx.time_ns / 1000) as i64;
-        let own = traces::auth_trace_id(org, site, mac, at_us);
         let wired = e.client_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("wired"));
-        if failed || wired {
-            s.trace_id = own.to_vec();
-            let id = traces::span_id(&own, "auth", at_us);
-            s.span_id = id.to_vec();
-            cx.spans.push((cx.origin.clone(), s));
-            out.trace = Some((own, id));
-        } else {
-            out.trace = attach(cx, mac, PartKind::Auth, "auth", s, Some(own));
-        }
+        out.trace = place_auth_span(cx, mac, s, failed || wired);
     }
     out.attrs = a;
+}
+
+/// The attributes of a NAC authentication, in export order.
+fn event_attrs(e: &NacEvent, kind: &str, result: &str) -> Vec<KeyValue> {
+    let mut a = vec![kv(attrs::EVENT_TYPE, kind), kv(attrs::NAC_RESULT, result)];
+    opt(&mut a, attrs::AUTH_TYPE, non_empty(&e.auth_type));
+    opt(&mut a, attrs::CLIENT_MAC, non_empty(&e.mac));
+    opt(&mut a, attrs::CLIENT_USERNAME, non_empty(&e.username));
+    opt(&mut a, attrs::AP_MAC, non_empty(&e.ap));
+    opt(&mut a, attrs::BSSID, non_empty(&e.bssid));
+    opt(&mut a, attrs::SSID, non_empty(&e.ssid));
+    opt(&mut a, attrs::DEVICE_MAC, non_empty(&e.device_mac));
+    // Spec versions disagree (`true` vs `"true"`): the attribute is always a boolean.
+    if let Some(r) = e.random_mac {
+        a.push(kv_bool("mist.event.random_mac", r));
+    }
+    a
+}
+
+/// Places an auth span: in its own trace (`own_trace`: a deny, a failure or a wired client),
+/// else in the client's association (parked until the join if needed). Returns the ids used.
+fn place_auth_span(
+    cx: &mut Cx<'_>,
+    mac: &str,
+    mut s: Span,
+    own_trace: bool,
+) -> Option<(traces::TraceId, traces::SpanId)> {
+    let (org, site) = cx.ids();
+    let at_us = (cx.time_ns / 1000) as i64;
+    let own = traces::auth_trace_id(org, site, mac, at_us);
+    if own_trace {
+        s.trace_id = own.to_vec();
+        let id = traces::span_id(&own, "auth", at_us);
+        s.span_id = id.to_vec();
+        cx.spans.push((cx.origin.clone(), s));
+        Some((own, id))
+    } else {
+        attach(cx, mac, PartKind::Auth, "auth", s, Some(own))
+    }
 }
 
 /// NAC accounting: packet totals of finished sessions; a span in the client's association.
