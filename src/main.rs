@@ -29,7 +29,8 @@ struct Cli {
 enum Command {
     /// Serve webhooks (the main job) until SIGTERM/SIGINT, then flush and exit.
     Serve,
-    /// Validate the configuration and print the effective result, secrets redacted.
+    /// Validate the configuration as `serve` would at start and print the effective result,
+    /// secrets redacted.
     CheckConfig,
     /// Probe a running server's admin listener (/healthz, or /readyz with --ready); exit 0 when
     /// it answers 2xx. For container HEALTHCHECKs in images without curl.
@@ -105,6 +106,11 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::CheckConfig => {
             let cfg = load(&cli)?;
+            // The same start-time checks as `serve` (TLS files, exporters, a secret), so what
+            // passes here is not refused there. A gRPC channel needs a runtime to be built in.
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(async { mist_otel::app::prepare(&cfg).map(drop) })
+                .context("configuration cannot be served")?;
             print!("{}", cfg.to_redacted_yaml());
             eprintln!("configuration is valid");
             Ok(())

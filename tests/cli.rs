@@ -73,11 +73,11 @@ fn serve_refuses_to_start_without_a_secret() {
 #[tokio::test]
 async fn serve_from_the_four_variables_accepts_webhooks_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = ServerProcess::start(dir.path(), &env(&[("MIST_WEBHOOK_SECRET", "abc")]), &[]);
+    let mut server = ServerProcess::start(dir.path(), &env(&[("MIST_WEBHOOK_SECRET", "abc-secret")]), &[]);
     let body = std::fs::read(support::samples_dir().join("webhooks/alarms.json")).unwrap();
     let resp = support::client()
         .post(server.url())
-        .header("x-mist-signature-v2", sign("abc", &body))
+        .header("x-mist-signature-v2", sign("abc-secret", &body))
         .body(body)
         .send()
         .await
@@ -120,5 +120,5 @@ async fn serve_from_the_four_variables_accepts_webhooks_and_stops_on_sigterm() {
     assert_eq!(health.status(), 200);
     let status = server.terminate(Duration::from_secs(20)).expect("exits after SIGTERM");
     assert!(status.success(), "exit status {status:?}\n{}", server.logs());
-    assert!(!server.logs().contains("abc\""), "secret must not be logged");
+    assert!(!server.logs().contains("abc-secret"), "secret must not be logged");
 }

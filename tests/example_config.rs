@@ -7,7 +7,7 @@ use std::path::Path;
 #[test]
 fn example_config_is_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.yaml");
-    let env: Env = [("MIST_WEBHOOK_SECRET".to_string(), "x".to_string())].into();
+    let env: Env = [("MIST_WEBHOOK_SECRET".to_string(), "example-secret".to_string())].into();
     let c = Config::load(Some(&path), &env).expect("config/example.yaml loads");
     let d = Config::default();
     assert_eq!(c.ingest.listen, d.ingest.listen);

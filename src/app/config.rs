@@ -125,7 +125,7 @@ mod tests {
     #[test]
     fn a_body_limit_beyond_one_buffer_record_is_refused() {
         let mut c = Config::default();
-        c.ingest.secrets = vec![crate::secret::Secret::new("x")];
+        c.ingest.secrets = vec![crate::secret::Secret::new("x-secret-for-tests")];
         c.buffer.max_bytes = 4 * 1024 * 1024 * 1024;
         c.ingest.max_body_bytes = 300 * 1024 * 1024;
         let e = c.validate().unwrap_err().to_string();
@@ -153,16 +153,17 @@ mod tests {
     #[test]
     fn env_aliases_and_generic_overrides() {
         let e = env(&[
-            ("MIST_WEBHOOK_SECRET", "a, b"),
+            ("MIST_WEBHOOK_SECRET", "first-secret, second-secret"),
             ("MIST_OTEL_LISTEN", "127.0.0.1:9"),
             ("MIST_OTEL__INGEST__MAX_BODY_BYTES", "123456"),
         ]);
         let c = Config::load(None, &e).unwrap();
         assert_eq!(c.ingest.secrets.len(), 2);
-        assert_eq!(c.ingest.secrets[1].expose(), "b");
+        // Kept as given, as in YAML: the space after the comma is part of the second secret.
+        assert_eq!(c.ingest.secrets[1].expose(), " second-secret");
         assert_eq!(c.ingest.listen.to_string(), "127.0.0.1:9");
         assert_eq!(c.ingest.max_body_bytes, 123456);
-        assert!(!c.to_redacted_yaml().contains(": a\n"));
+        assert!(!c.to_redacted_yaml().contains("first-secret"));
     }
 
     #[test]
@@ -170,11 +171,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.yaml");
         std::fs::write(&p, "ingest:\n  secrets: [\"${S}\"]\n").unwrap();
-        let c = Config::load(Some(&p), &env(&[("S", "007")])).unwrap();
-        assert_eq!(c.ingest.secrets[0].expose(), "007");
-        let c = Config::load(None, &env(&[("MIST_OTEL__INGEST__SECRETS", "0123,abc")])).unwrap();
-        assert_eq!(c.ingest.secrets[0].expose(), "0123");
-        assert_eq!(c.ingest.secrets[1].expose(), "abc");
+        let c = Config::load(Some(&p), &env(&[("S", "00700700")])).unwrap();
+        assert_eq!(c.ingest.secrets[0].expose(), "00700700");
+        let c = Config::load(None, &env(&[("MIST_OTEL__INGEST__SECRETS", "01234567,abcdefgh")])).unwrap();
+        assert_eq!(c.ingest.secrets[0].expose(), "01234567");
+        assert_eq!(c.ingest.secrets[1].expose(), "abcdefgh");
         let c = Config::load(None, &env(&[("MIST_OTEL__POLLER__TOKEN", "123456789")])).unwrap();
         assert_eq!(c.poller.token.expose(), "123456789");
         std::fs::write(&p, "ingest:\n  secrets: {a: supersecretvalue}\n").unwrap();
@@ -206,7 +207,7 @@ mod tests {
         let p = dir.path().join("c.yaml");
         std::fs::write(
             &p,
-            "ingest:\n  secrets: [s]\nexport:\n  protocol: http/protobuf\n  endpoint: https://x.example\n  \
+            "ingest:\n  secrets: [s-secret-value]\nexport:\n  protocol: http/protobuf\n  endpoint: https://x.example\n  \
              headers:\n    X-Scope-OrgID: t1\n  traces:\n    endpoint: https://t.example/v1/traces\n\
              buffer:\n  overflow: drop_oldest\n",
         )

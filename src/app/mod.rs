@@ -2,12 +2,13 @@
 //! listener; runs them until shutdown, then flushes.
 
 pub mod config;
+pub mod preflight;
 
 pub use config::Config;
+pub use preflight::{PreflightError, Prepared, prepare};
 
 use crate::admin::{self, AdminState, HealthSources};
 use crate::buffer::Buffer;
-use crate::exporter::Exporters;
 use crate::ingest::handler::DEFAULT_ENDPOINT;
 use crate::ingest::server::{self, ConnLimits, TlsReloader};
 use crate::ingest::{self, IngestMetrics, IngestState};
@@ -28,9 +29,9 @@ pub enum StartError {
     /// A listener could not bind.
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
-    /// TLS material is unusable.
+    /// The configuration fails a start-time check ([`prepare`]).
     #[error(transparent)]
-    Tls(#[from] server::TlsError),
+    Preflight(#[from] PreflightError),
     /// The configuration cannot serve anything.
     #[error("{0}")]
     Config(String),
@@ -78,7 +79,7 @@ pub async fn start_with_producers(
     cfg: Config,
     mut producers: Vec<Arc<dyn MetricsProducer>>,
 ) -> Result<Running, StartError> {
-    check_serving(&cfg)?;
+    let Prepared { exporters, tls } = prepare(&cfg)?;
     let data_dir_error =
         |message: String| StartError::DataDir { path: cfg.data_dir.display().to_string(), message };
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| data_dir_error(e.to_string()))?;
@@ -88,9 +89,7 @@ pub async fn start_with_producers(
     let ingest_metrics = IngestMetrics::register(&mut registry);
     let buffer =
         Buffer::open(&cfg.buffer, &cfg.data_dir, &mut registry).map_err(|e| data_dir_error(e.to_string()))?;
-    let exporters = Exporters::build(&cfg.export).map_err(|e| StartError::Config(e.to_string()))?;
     let export_metrics = ExportMetrics::register(&mut registry);
-    let tls = cfg.ingest.tls.clone().map(TlsReloader::new).transpose()?;
     let (webhook_listener, webhook_addr) = bind("webhooks", cfg.ingest.listen).await?;
     let (admin_listener, admin_addr) = bind("admin", cfg.admin.listen).await?;
 
@@ -136,24 +135,6 @@ pub async fn start_with_producers(
 
     tracing::info!(webhooks = %webhook_addr, admin = %admin_addr, path = %cfg.ingest.path, tls = cfg.ingest.tls.is_some(), "mist-otel listening");
     Ok(Running { webhook_addr, admin_addr, cancel, pipeline_cancel, tasks, pipeline })
-}
-
-/// Refuses a configuration that cannot verify anything, and warns about one that verifies
-/// nothing on purpose.
-fn check_serving(cfg: &Config) -> Result<(), StartError> {
-    if cfg.ingest.default_endpoint_unusable() && cfg.ingest.endpoints.is_empty() {
-        return Err(StartError::Config(
-            "no webhook secret configured: set MIST_WEBHOOK_SECRET (or ingest.secrets), \
-             or set ingest.allow_unsigned: true to accept unsigned deliveries"
-                .into(),
-        ));
-    }
-    if cfg.ingest.secrets.is_empty() && cfg.ingest.allow_unsigned {
-        tracing::warn!(
-            "ingest.allow_unsigned is on: deliveries are NOT verified; anyone who can reach the listener can inject events"
-        );
-    }
-    Ok(())
 }
 
 /// What the webhook listener is started with.

@@ -48,15 +48,10 @@ pub(crate) fn apply_env_overrides(tree: &mut Value, env: &Env, aliases: &[Alias]
     Ok(())
 }
 
-/// A comma-separated list as a YAML sequence of strings (blank items dropped).
+/// A comma-separated list of secrets as a YAML sequence of strings: split only at commas,
+/// every item kept exactly as given (spaces included, as in YAML); empty items dropped.
 fn list(val: &str) -> Value {
-    Value::Sequence(
-        val.split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| Value::String(s.to_owned()))
-            .collect(),
-    )
+    Value::Sequence(val.split(',').filter(|s| !s.is_empty()).map(|s| Value::String(s.to_owned())).collect())
 }
 
 /// An [`Env`] made of the given pairs, for tests.

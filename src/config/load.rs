@@ -1,10 +1,10 @@
 //! Loading a configuration type: file (optional), `${VAR}` expansion, environment overrides,
-//! then deserialisation with errors that name the key and (unless secret) the value.
+//! then deserialisation with errors that name the key and (unless secret or unknown) the value.
 
 use super::env::{Alias, Env, apply_env_overrides};
 use super::error::ConfigError;
 use super::expand::expand_vars;
-use super::tree::{is_secret_path, lookup};
+use super::tree::{is_secret_path, is_unknown_key, lookup};
 use serde::de::DeserializeOwned;
 use serde_norway::Value;
 use std::path::Path;
@@ -33,11 +33,17 @@ fn read_tree(p: &Path) -> Result<Value, ConfigError> {
     Ok(if v.is_null() { Value::Mapping(Default::default()) } else { v })
 }
 
-/// Deserialises the tree; an error names the key and shows the scalar that was given.
+/// Deserialises the tree; an error names the key and shows the scalar that was given, unless
+/// the key is secret or unknown.
 fn deserialize<T: DeserializeOwned>(tree: Value) -> Result<T, ConfigError> {
     let snapshot = tree.clone();
     serde_path_to_error::deserialize(tree).map_err(|e| {
         let key = e.path().to_string();
+        let message = e.into_inner().to_string();
+        if is_unknown_key(&message) {
+            // Names the key and the expected ones; the value is not shown.
+            return ConfigError::Invalid { key, message };
+        }
         if is_secret_path(&key) {
             // serde's message may quote the value: say what is expected, never what was given.
             return ConfigError::Invalid {
@@ -45,7 +51,7 @@ fn deserialize<T: DeserializeOwned>(tree: Value) -> Result<T, ConfigError> {
                 message: "invalid value for a secret setting (value not shown)".into(),
             };
         }
-        let mut message = e.into_inner().to_string();
+        let mut message = message;
         if let Some(v) =
             lookup(&snapshot, &key).filter(|v| !matches!(v, Value::Mapping(_) | Value::Sequence(_)))
         {

@@ -13,8 +13,9 @@
 //! and the caller's short [`Alias`]es apply. The standard `OTEL_*` variables are applied by the
 //! sections they concern, on the typed values.
 //!
-//! Invariants: errors name the key or variable and the offending value, except under a secret
-//! key (`secrets`, `token`, `password`, `headers`), whose values are never echoed nor re-typed
+//! Invariants: errors name the key or variable and the offending value, except for an unknown
+//! key (a misspelt key may hold a secret) and under a secret key (`headers`, or a name
+//! containing `secret`, `token`, `passw` or `pwd`), whose values are never echoed nor re-typed
 //! (`007` stays text).
 //!
 //! - [`error`] — [`ConfigError`].

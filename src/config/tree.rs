@@ -3,11 +3,24 @@
 use serde_norway::Value;
 
 /// Keys whose values are secrets: never re-typed, never echoed in errors.
-const SECRET_KEYS: &[&str] = &["secrets", "token", "password", "headers"];
+const SECRET_KEYS: &[&str] = &["headers"];
+
+/// Parts of a key name that mark it as a secret, so that a mistyped one (`secret`,
+/// `api_token`, `passwd`) is treated like the real key and its value is never shown.
+const SECRET_WORDS: &[&str] = &["secret", "token", "passw", "pwd"];
 
 /// True when a dotted key (`a.b[2].c`) is or lies under a secret key.
 pub(crate) fn is_secret_path(key: &str) -> bool {
-    key.split('.').any(|seg| SECRET_KEYS.contains(&seg.split('[').next().unwrap_or(seg)))
+    key.split('.').any(|seg| {
+        let name = seg.split('[').next().unwrap_or(seg).to_ascii_lowercase();
+        SECRET_KEYS.contains(&name.as_str()) || SECRET_WORDS.iter().any(|w| name.contains(w))
+    })
+}
+
+/// True when serde's message says the key is not one of the section's: its value is then
+/// never shown, whatever its name (a misspelt key may hold anything, a secret included).
+pub(crate) fn is_unknown_key(message: &str) -> bool {
+    message.starts_with("unknown field")
 }
 
 /// The value at a path as serde_path_to_error prints it (`a.b[2].c`).

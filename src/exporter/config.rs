@@ -353,9 +353,15 @@ impl SignalTarget {
         if !(url.starts_with("http://") || url.starts_with("https://")) || uri.is_err() {
             return Err(invalid(key, format!("`{}` (expected an http:// or https:// URL)", url)));
         }
+        // A port no backend can listen on would be retried forever as a connect failure.
+        let port = uri.as_ref().ok().and_then(|u| u.authority()).and_then(|a| a.as_str().rsplit_once(':'));
+        let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+        if let Some((_, p)) = port.filter(|(_, p)| digits(p) && !matches!(p.parse::<u64>(), Ok(1..=65535))) {
+            return Err(invalid(key, format!("`{url}` has port {p} (expected a port from 1 to 65535)")));
+        }
         if tls.cert_file.is_some() != tls.key_file.is_some() {
             return Err(invalid(
-                "exportls".into(),
+                "export.tls".into(),
                 "client certificate and key must be given together (cert_file and key_file)".into(),
             ));
         }

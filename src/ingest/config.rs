@@ -95,6 +95,30 @@ pub struct TlsConfig {
     pub reload_interval: Duration,
 }
 
+/// Fewest characters a webhook secret may have. Mist itself takes any string; a shorter one is
+/// guessable, and is most often a fragment of a value that a comma split in
+/// `MIST_WEBHOOK_SECRET`.
+pub const MIN_SECRET_CHARS: usize = 8;
+
+/// Refuses a secret shorter than [`MIN_SECRET_CHARS`], naming its key, never its value.
+fn check_secrets(key: &str, secrets: &[Secret]) -> Result<(), ConfigError> {
+    let Some(i) = secrets.iter().position(|s| s.expose().chars().count() < MIN_SECRET_CHARS) else {
+        return Ok(());
+    };
+    let from_env = if key == "ingest.secrets" {
+        " (MIST_WEBHOOK_SECRET is split at every comma, and every part is one secret)"
+    } else {
+        ""
+    };
+    Err(ConfigError::Invalid {
+        key: format!("{key}[{i}]"),
+        message: format!(
+            "secret is too short: {} characters, expected at least {MIN_SECRET_CHARS}{from_env}; value not shown",
+            secrets[i].expose().chars().count()
+        ),
+    })
+}
+
 fn default_reload() -> Duration {
     Duration::from_secs(10)
 }
@@ -118,9 +142,7 @@ impl IngestConfig {
         if self.max_connections == 0 {
             return Err(invalid("ingest.max_connections", "0 (expected at least 1)".into()));
         }
-        if self.secrets.iter().any(Secret::is_empty) {
-            return Err(invalid("ingest.secrets", "an empty secret (remove it or give a value)".into()));
-        }
+        check_secrets("ingest.secrets", &self.secrets)?;
         let mut seen = std::collections::BTreeSet::new();
         for (i, ep) in self.endpoints.iter().enumerate() {
             let key = format!("ingest.endpoints[{i}].name");
@@ -138,9 +160,7 @@ impl IngestConfig {
             if !seen.insert(ep.name.clone()) {
                 return Err(invalid(&key, format!("`{}` is used twice", ep.name)));
             }
-            if ep.secrets.iter().any(Secret::is_empty) {
-                return Err(invalid(&format!("ingest.endpoints[{i}].secrets"), "an empty secret".into()));
-            }
+            check_secrets(&format!("ingest.endpoints[{i}].secrets"), &ep.secrets)?;
             if ep.secrets.is_empty() && !self.allow_unsigned {
                 return Err(invalid(
                     &format!("ingest.endpoints[{i}].secrets"),

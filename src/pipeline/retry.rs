@@ -85,7 +85,10 @@ impl Sender<'_> {
             attempt = attempt.saturating_add(1);
             self.metrics.retry(label(signal), &reason, items, attempt);
             if attempt == 1 || attempt.is_power_of_two() {
-                tracing::warn!(signal = signal.as_str(), reason = %reason, attempt, delay = ?delay, "export failed; retrying");
+                // The URL (without its query, which may carry a key) says where it failed.
+                let url = self.cfg.target(signal).url;
+                let endpoint = url.split('?').next().unwrap_or_default();
+                tracing::warn!(signal = signal.as_str(), endpoint, reason = %reason, attempt, delay = ?delay, "export failed; retrying");
             }
             if !shutdown.sleep_until(Instant::now() + delay).await {
                 return Sent::Abandoned;
