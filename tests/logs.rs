@@ -67,6 +67,11 @@ async fn a_flood_of_bad_signatures_is_summarised_in_the_log() {
     let summaries: Vec<&Value> =
         lines.iter().filter(|v| message(v) == "rejected webhook signatures not logged").collect();
     let suppressed: u64 = summaries.iter().map(|v| v["suppressed"].as_u64().expect("suppressed count")).sum();
+    let bytes: usize = server.stderr.lock().unwrap().iter().map(|l| l.len() + 1).sum();
+    eprintln!(
+        "2,000 bad signatures: {logged} rejection lines, {} summaries, {bytes} bytes of log",
+        summaries.len()
+    );
     assert!(logged <= 50, "{logged} rejection lines for 2,000 bad signatures");
     assert!(!summaries.is_empty(), "no summary line; {logged} rejection lines");
     for s in &summaries {
