@@ -125,24 +125,77 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 async fn serve(cfg: Config) -> Result<()> {
+    // Installed before anything listens: from then on no signal of these kinds can end the
+    // process by its default action (tokio never restores it).
+    let signals = Signals::install(cfg.ingest.tls.is_some());
     let running = mist_otel::app::start(cfg).await.context("cannot start")?;
-    wait_for_signal().await;
+    signals.wait_for_stop().await;
     tracing::info!("shutting down: finishing requests and flushing");
     running.shutdown().await;
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// The signals `serve` answers: SIGTERM and SIGINT stop it; SIGHUP reloads the TLS certificate
+/// (the TLS reloader has its own handler) and is otherwise logged and ignored, never fatal.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = term.recv() => {},
-            _ = tokio::signal::ctrl_c() => {},
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    hup: Option<tokio::signal::unix::Signal>,
+    tls: bool,
+}
+
+impl Signals {
+    fn install(tls: bool) -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let install = |kind: SignalKind, name: &str| {
+                signal(kind).map_err(|e| tracing::warn!(error = %e, "no {name} handler")).ok()
+            };
+            Self {
+                term: install(SignalKind::terminate(), "SIGTERM"),
+                int: install(SignalKind::interrupt(), "SIGINT"),
+                hup: install(SignalKind::hangup(), "SIGHUP"),
+                tls,
+            }
+        }
+        #[cfg(not(unix))]
+        Self { tls }
+    }
+
+    /// Waits for SIGTERM or SIGINT, answering SIGHUPs meanwhile.
+    async fn wait_for_stop(mut self) {
+        #[cfg(unix)]
+        loop {
+            tokio::select! {
+                _ = recv(&mut self.term) => return,
+                _ = recv(&mut self.int) => return,
+                _ = recv(&mut self.hup) => {
+                    if !self.tls {
+                        tracing::info!("SIGHUP: nothing to reload");
+                    }
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = self.tls;
+            let _ = tokio::signal::ctrl_c().await;
         }
     }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// The next delivery of a signal; never, if its handler could not be installed.
+#[cfg(unix)]
+async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+    match s {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
 }

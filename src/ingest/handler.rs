@@ -5,10 +5,11 @@
 //! returns a value ([`Accepted`] or a [`Refusal`]); one place counts, logs and answers it.
 
 use super::config::IngestConfig;
+use super::log_limit::{Admit, RejectionLogs};
 use super::outcome::{Accepted, Refusal, RetryAfter};
 use super::ratelimit::RateLimiter;
 use super::server::PeerAddr;
-use super::signature::{self, HEADER_V1, HEADER_V2, Verdict};
+use super::signature::{self, HEADER_V1, HEADER_V2, Rejection, Verdict};
 use crate::buffer::{AppendError, Buffer};
 use crate::clock::now_ns;
 use crate::mist::envelope::{Envelope, topic_label};
@@ -64,6 +65,7 @@ pub struct IngestState {
     retry_after: HeaderValue,
     observers: Arc<[Arc<dyn Observer>]>,
     limiter: Option<Arc<RateLimiter>>,
+    rejection_logs: Arc<RejectionLogs>,
 }
 
 impl IngestState {
@@ -90,6 +92,7 @@ impl IngestState {
                 },
             );
         }
+        let rejection_logs = Arc::new(RejectionLogs::new(endpoints.keys().map(String::as_str)));
         Self {
             endpoints: Arc::new(endpoints),
             buffer,
@@ -100,6 +103,7 @@ impl IngestState {
             observers: Arc::new([]),
             limiter: (cfg.rate_limit_per_source > 0)
                 .then(|| Arc::new(RateLimiter::new(cfg.rate_limit_per_source))),
+            rejection_logs,
         }
     }
 
@@ -277,8 +281,7 @@ impl IngestState {
             }
             Refusal::Unauthorized(reason) => {
                 self.metrics.signature_failure(name, *reason);
-                let (request_id, peer) = request_context(parts);
-                tracing::warn!(endpoint = name, request_id, %peer, reason = reason.as_str(), "rejected webhook signature");
+                self.log_rejection(name, *reason, parts);
             }
             _ => {}
         }
@@ -296,6 +299,29 @@ impl IngestState {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
         resp
+    }
+}
+
+impl IngestState {
+    /// Logs a rejected signature, a few lines per second per endpoint and reason: one line per
+    /// request let an unauthenticated sender fill the disk. The counter keeps the exact number.
+    fn log_rejection(&self, name: &str, reason: Rejection, parts: &Parts) {
+        let Admit::Log(suppressed) = self.rejection_logs.admit(name, reason, std::time::Instant::now())
+        else {
+            return;
+        };
+        let reason = reason.as_str();
+        if let Some(s) = suppressed {
+            tracing::warn!(
+                endpoint = name,
+                reason,
+                suppressed = s.lines,
+                seconds = s.seconds,
+                "rejected webhook signatures not logged"
+            );
+        }
+        let (request_id, peer) = request_context(parts);
+        tracing::warn!(endpoint = name, request_id, %peer, reason, "rejected webhook signature");
     }
 }
 

@@ -83,16 +83,31 @@ pub type MetricsSource = Arc<dyn Fn(&mut String) + Send + Sync>;
 /// A frozen registry shared by the admin listener.
 pub type SharedRegistry = Arc<Registry>;
 
+/// Dependencies whose `trace` events can carry credentials, capped at `debug` whatever
+/// `RUST_LOG` says: tungstenite traces the whole handshake request (the Mist API token in
+/// `Authorization`), and the HTTP stacks trace headers and frames. Their `debug` lines carry no
+/// header values.
+const CREDENTIAL_TRACERS: [&str; 8] =
+    ["tungstenite", "tokio_tungstenite", "hyper", "hyper_util", "h2", "reqwest", "rustls", "tonic"];
+
 /// Installs the global tracing subscriber (JSON or text lines on stderr). `RUST_LOG` overrides
-/// the configured level.
+/// the configured level, except that [`CREDENTIAL_TRACERS`] never log below `debug`.
 pub fn init_logging(cfg: &LogConfig) {
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&cfg.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // A separate filter rather than directives added to the user's: a more specific user
+    // directive (`tungstenite::handshake=trace`) would win over an added `tungstenite=debug`.
+    let cap = CREDENTIAL_TRACERS.iter().fold(Targets::new().with_default(LevelFilter::TRACE), |t, target| {
+        t.with_target(*target, LevelFilter::DEBUG)
+    });
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match cfg.format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).finish().with(cap).try_init(),
+        LogFormat::Text => builder.finish().with(cap).try_init(),
     };
 }

@@ -127,6 +127,11 @@ impl ServerProcess {
         format!("http://{}{path}", self.admin)
     }
 
+    /// The process id (to send it signals with the `kill` command).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends SIGTERM and waits for the exit status (at most `wait`).
     pub fn terminate(&mut self, wait: Duration) -> Option<std::process::ExitStatus> {
         // SAFETY-free: use the kill command rather than libc.
