@@ -4,9 +4,8 @@
 //! The token lives in a [`Secret`] and in a header marked sensitive; it never appears in logs,
 //! errors or `Debug` output (reqwest errors carry the URL, which never holds the token).
 //!
-//! Every call is cancel-safe: dropping its future ends a `Retry-After` sleep, a wait for the
-//! budget (paused up to an hour by a 429) or a request in flight, and leaves nothing half done
-//! but the budget's pause. The poller relies on this to stop at once (`run_until_cancelled`).
+//! Every call is cancel-safe: dropping it ends a `Retry-After` sleep, a budget wait (paused up
+//! to an hour by a 429) or a request in flight; the poller relies on this to stop at once.
 
 use crate::mist::cloud;
 use crate::secret::Secret;
