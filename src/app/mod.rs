@@ -109,7 +109,6 @@ pub async fn start_with_producers(
         HealthSources { buffer: Some(buffer.clone()), export: Some(export_metrics.clone()), poller: None };
     let mut poller = None;
     if cfg.poller.enabled {
-        // Waits on Mist at most `poller::START_DISCOVERY_WAIT`; a refused token fails here.
         let p = crate::poller::start(&cfg.poller, &mut registry, cancel.clone())
             .await
             .map_err(|e| StartError::Config(e.to_string()))?;
