@@ -49,16 +49,25 @@ pub struct Running {
     cancel: CancellationToken,
     pipeline_cancel: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+    poller: Option<crate::poller::PollerHandle>,
     pipeline: JoinHandle<()>,
 }
 
+/// How long shutdown waits for the poller before flushing regardless: its REST waits end with
+/// the cancellation, so this only bounds a stalled stream close.
+const POLLER_STOP_WAIT: Duration = Duration::from_secs(2);
+
 impl Running {
-    /// Stops accepting, lets requests finish, flushes (within `export.shutdown_timeout`; what
-    /// is not exported by then stays on disk), and returns when everything stopped.
+    /// Stops accepting, lets requests finish, stops the poller (waiting at most 2 s, whatever
+    /// Mist is doing), flushes (within `export.shutdown_timeout`; what is not exported by then
+    /// stays on disk), and returns when everything stopped.
     pub async fn shutdown(self) {
         self.cancel.cancel();
         for t in self.tasks {
             let _ = t.await;
+        }
+        if let Some(poller) = self.poller {
+            poller.stop(POLLER_STOP_WAIT).await;
         }
         // Only now, with no request left in flight, may the pipeline drain and stop: a delivery
         // accepted during the listener's grace period is then still exported (which matters
@@ -97,15 +106,16 @@ pub async fn start_with_producers(
     let mut extra_metrics: Vec<admin::MetricsSource> = Vec::new();
     let mut health =
         HealthSources { buffer: Some(buffer.clone()), export: Some(export_metrics.clone()), poller: None };
+    let mut poller = None;
     if cfg.poller.enabled {
-        let poller = crate::poller::start(&cfg.poller, &mut registry, cancel.clone())
+        let p = crate::poller::start(&cfg.poller, &mut registry, cancel.clone())
             .await
             .map_err(|e| StartError::Config(e.to_string()))?;
-        extra_metrics.push(poller.metrics_source());
-        health.poller = Some(poller.health_source());
+        extra_metrics.push(p.metrics_source());
+        health.poller = Some(p.health_source());
         // The same gauges go out over OTLP at every metric export.
-        producers.push(poller.producer(&cfg.signals));
-        tasks.push(tokio::spawn(poller.join()));
+        producers.push(p.producer(&cfg.signals));
+        poller = Some(p);
     }
     // The status page watches every request outcome through the ingest observer hook.
     let status_board = Arc::new(admin::status::StatusBoard::new());
@@ -134,7 +144,7 @@ pub async fn start_with_producers(
     tasks.push(tokio::spawn(serve_admin(admin_listener, admin_router, cancel.clone())));
 
     tracing::info!(webhooks = %webhook_addr, admin = %admin_addr, path = %cfg.ingest.path, tls = cfg.ingest.tls.is_some(), "mist-otel listening");
-    Ok(Running { webhook_addr, admin_addr, cancel, pipeline_cancel, tasks, pipeline })
+    Ok(Running { webhook_addr, admin_addr, cancel, pipeline_cancel, tasks, poller, pipeline })
 }
 
 /// What the webhook listener is started with.

@@ -3,6 +3,9 @@
 //!
 //! The token lives in a [`Secret`] and in a header marked sensitive; it never appears in logs,
 //! errors or `Debug` output (reqwest errors carry the URL, which never holds the token).
+//!
+//! Every call is cancel-safe: dropping it ends a `Retry-After` sleep, a budget wait (paused up
+//! to an hour by a 429) or a request in flight; the poller relies on this to stop at once.
 
 use crate::mist::cloud;
 use crate::secret::Secret;

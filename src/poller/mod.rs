@@ -18,6 +18,9 @@
 //! never across an await or while rendering; family names, label names and values are the Go
 //! exporter's (shipped dashboards query them); entries not updated for `series_ttl` are left
 //! out of every reading, and sites that leave the list take their series with them.
+//! The poller never holds the server hostage: start-up waits at most [`START_DISCOVERY_WAIT`]
+//! on Mist, every REST wait ends when the cancellation token fires, and [`PollerHandle::stop`]
+//! bounds what shutdown waits for.
 //!
 //! Self-metrics and the typed health snapshot live in [`crate::telemetry::poller`].
 
@@ -42,6 +45,7 @@ use config::PollerConfig;
 use prometheus_client::registry::Registry;
 use state::{SharedState, State};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -82,11 +86,27 @@ impl PollerHandle {
     pub async fn join(self) {
         let _ = self.task.await;
     }
+
+    /// Waits at most `within` for the poller to stop (after its cancellation token fired),
+    /// then aborts it, so a stalled Mist never delays the server's shutdown. Returns whether
+    /// it stopped by itself.
+    pub async fn stop(mut self, within: Duration) -> bool {
+        if tokio::time::timeout(within, &mut self.task).await.is_ok() {
+            return true;
+        }
+        self.task.abort();
+        tracing::warn!(waited_s = within.as_secs_f64(), "Mist poller did not stop in time; aborted");
+        false
+    }
 }
 
+/// How long start-up waits for Mist's `/self` (org discovery, token check) before the server
+/// comes up without it and discovery continues in the background.
+pub const START_DISCOVERY_WAIT: Duration = Duration::from_secs(3);
+
 /// Starts the poller: registers its self-metrics, resolves the org (from `/self` when
-/// `org_id` is empty; a token with zero or several orgs is an error naming the choices),
-/// then runs site discovery, the stream and org figures until `cancel` fires.
+/// `org_id` is empty, waiting at most [`START_DISCOVERY_WAIT`]; a token Mist refuses or that
+/// sees zero or several orgs is an error naming the choices), then runs site discovery, the stream and org figures until `cancel` fires.
 pub async fn start(
     cfg: &PollerConfig,
     registry: &mut Registry,
@@ -109,22 +129,29 @@ pub async fn start(
     Ok(PollerHandle { shared, health: metrics.health_source(), task })
 }
 
-/// The configured org, or the token's single org from `/self`. A token that sees zero or
-/// several orgs, or is refused, fails the start with a clear message. Mist being unreachable
-/// does not: the webhook path must come up regardless, so discovery is retried in the
-/// background (an empty id here).
+/// The configured org, or the token's single org from `/self`. A token that Mist answers
+/// with zero or several orgs, or refuses, fails the start with a clear message. Mist being
+/// unreachable, rate limiting or not answering within [`START_DISCOVERY_WAIT`] does not: the
+/// webhook path must come up at once, so discovery goes on in the background (an empty id here).
 async fn resolve_org(cfg: &PollerConfig, api: &ApiClient) -> Result<String, PollerError> {
     if !cfg.org_id.trim().is_empty() {
         return Ok(cfg.org_id.trim().to_owned());
     }
-    match api.discover_org().await {
-        Ok(org) => {
+    match tokio::time::timeout(START_DISCOVERY_WAIT, api.discover_org()).await {
+        Ok(Ok(org)) => {
             tracing::info!(org_id = %org, "Mist organisation discovered from /self");
             Ok(org)
         }
-        Err(e) if e.is_permanent() => Err(e.into()),
-        Err(e) => {
+        Ok(Err(e)) if e.is_permanent() => Err(e.into()),
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "Mist organisation discovery failed; retrying in the background");
+            Ok(String::new())
+        }
+        Err(_) => {
+            tracing::warn!(
+                waited_s = START_DISCOVERY_WAIT.as_secs_f64(),
+                "Mist did not answer /self in time; starting without it, discovery goes on in the background"
+            );
             Ok(String::new())
         }
     }

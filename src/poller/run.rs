@@ -1,5 +1,9 @@
 //! The poller's loop: organisation discovery until it succeeds, then the site list, the org
 //! figures and the pruning of stale entries, each on its own interval, until cancelled.
+//!
+//! Every REST step runs under the cancellation token: a `Retry-After` sleep, a budget paused by
+//! a 429 (up to an hour) or a request in flight ends the moment the token fires, so stopping
+//! never waits on Mist. Dropping a step mid-way is safe: state is only written after its answers.
 
 use super::config::PollerConfig;
 use super::state::{SharedState, channel, lock};
@@ -36,18 +40,26 @@ impl Poller {
         let mut prune_tick = interval(prune_every);
         let mut known_sites: BTreeSet<String> = BTreeSet::new();
         loop {
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = sites_tick.tick() => self.refresh_sites(&org_id, &mut known_sites).await,
-                _ = org_tick.tick() => self.refresh_org(&org_id).await,
-                _ = prune_tick.tick() => self.prune(),
+            let done = tokio::select! {
+                _ = cancel.cancelled() => None,
+                _ = sites_tick.tick() => {
+                    cancel.run_until_cancelled(self.refresh_sites(&org_id, &mut known_sites)).await
+                }
+                _ = org_tick.tick() => cancel.run_until_cancelled(self.refresh_org(&org_id)).await,
+                _ = prune_tick.tick() => {
+                    self.prune();
+                    Some(())
+                }
+            };
+            if done.is_none() {
+                break;
             }
         }
         self.stream.shutdown().await;
     }
 
     /// The org id: the configured or discovered one, else discovery retried with backoff.
-    /// `None` when cancelled first.
+    /// `None` when cancelled first (also mid-call).
     async fn wait_for_org(&self, cancel: &CancellationToken) -> Option<String> {
         let mut org_id = lock(&self.shared).org_id.clone();
         let mut delay = self.cfg.stream.backoff_min;
@@ -57,11 +69,18 @@ impl Poller {
                 _ = tokio::time::sleep(delay) => {}
             }
             delay = (delay * 2).min(Duration::from_secs(300));
-            match self.api.discover_org().await {
+            match cancel.run_until_cancelled(self.api.discover_org()).await? {
                 Ok(org) => {
                     tracing::info!(org_id = %org, "Mist organisation discovered from /self");
                     lock(&self.shared).org_id.clone_from(&org);
                     org_id = org;
+                }
+                Err(e) if e.is_permanent() => {
+                    // Mist answered and refused (bad token, no or several orgs): the start-up
+                    // check did not see it because Mist was slow then. Loud, but keep retrying:
+                    // a token can be re-enabled without restarting us.
+                    self.tele.refresh_failed(RefreshWhat::OrgDiscovery, e.to_string());
+                    tracing::error!(error = %e, "Mist organisation discovery refused; the poller collects nothing until this is fixed");
                 }
                 Err(e) => {
                     self.tele.refresh_failed(RefreshWhat::OrgDiscovery, e.to_string());

@@ -1,7 +1,8 @@
 //! A local fake Mist: REST (`/api/v1/...`) and the WebSocket stream (`/api-ws/v1/stream`) on
 //! one loopback port, serving the real sample payloads from `../shared/mist-samples`, and able
 //! to misbehave on demand: drop sockets, go silent (half-open), refuse subscriptions, answer
-//! 429 with `Retry-After`, paginate, remove sites.
+//! 429 with `Retry-After` (once or on every call to some paths), stall `/self`, paginate,
+//! remove sites.
 #![allow(dead_code)]
 
 use axum::Router;
@@ -67,6 +68,12 @@ pub struct Inner {
     pub fail_next: u32,
     /// `Retry-After` seconds for 429s.
     pub retry_after: u32,
+    /// REST paths (prefixes) answered 429 every time, as when the token's budget is spent.
+    pub throttled_paths: Vec<String>,
+    /// 429 answers sent so far.
+    pub rate_limited_answers: u32,
+    /// How long `/api/v1/self` waits before answering (a Mist that accepts and stalls).
+    pub self_delay: Duration,
     /// Channels to refuse.
     pub refuse: HashSet<String>,
     /// Every REST path+query requested, in order.
@@ -122,7 +129,7 @@ impl FakeMist {
         };
         let ctl = Arc::new(Ctl { inner: Mutex::new(inner), frames, kill, silence });
         let app = Router::new()
-            .route("/api/v1/self", gated_json(|c| c.inner.lock().unwrap().self_body.clone()))
+            .route("/api/v1/self", get(self_handler))
             .route("/api/v1/orgs/{org}/sites", get(sites_handler))
             .route(
                 "/api/v1/orgs/{org}/alarms/count",
@@ -202,8 +209,13 @@ fn gate(ctl: &Ctl, headers: &HeaderMap, uri: &axum::http::Uri) -> Option<Respons
         i.fail_next -= 1;
         return Some((StatusCode::SERVICE_UNAVAILABLE, "{\"detail\":\"maintenance\"}").into_response());
     }
-    if i.rate_limit > 0 {
-        i.rate_limit -= 1;
+    let path = uri.path();
+    let throttled = i.throttled_paths.iter().any(|p| path.starts_with(p.as_str()));
+    if throttled || i.rate_limit > 0 {
+        if !throttled {
+            i.rate_limit -= 1;
+        }
+        i.rate_limited_answers += 1;
         let ra = i.retry_after.to_string();
         return Some(
             (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, ra)], "{\"detail\":\"throttled\"}")
@@ -221,6 +233,16 @@ fn gated_json(body: fn(&Ctl) -> Value) -> MethodRouter<Arc<Ctl>> {
         }
         axum::Json(body(&ctl)).into_response()
     })
+}
+
+/// `/api/v1/self`, after `self_delay`.
+async fn self_handler(State(ctl): State<Arc<Ctl>>, req: Request) -> Response {
+    let delay = ctl.inner.lock().unwrap().self_delay;
+    tokio::time::sleep(delay).await;
+    if let Some(r) = gate(&ctl, req.headers(), req.uri()) {
+        return r;
+    }
+    axum::Json(ctl.inner.lock().unwrap().self_body.clone()).into_response()
 }
 
 async fn sites_handler(
