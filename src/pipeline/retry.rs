@@ -69,23 +69,25 @@ impl Sender<'_> {
                 },
                 None => exporter.export(&payload).await,
             };
-            let (reason, retry_after) = match result {
+            let (reason, retry_after, message) = match result {
                 Ok(acc) => {
                     self.accepted(signal, items, &acc);
                     return Sent::Done;
                 }
-                Err(ExportError::Permanent { reason }) => {
+                Err(ExportError::Permanent { reason, message }) => {
                     self.metrics.failed(label(signal), &reason, items);
-                    tracing::error!(signal = signal.as_str(), items, reason = %reason, "export failed permanently; dropped");
+                    tracing::error!(signal = signal.as_str(), items, reason = %reason, message = %message, "export failed permanently; dropped");
                     return Sent::Done;
                 }
-                Err(ExportError::Retryable { reason, retry_after }) => (reason, retry_after),
+                Err(ExportError::Retryable { reason, retry_after, message }) => {
+                    (reason, retry_after, message)
+                }
             };
             let delay = backoff(self.cfg, attempt, retry_after);
             attempt = attempt.saturating_add(1);
             self.metrics.retry(label(signal), &reason, items, attempt);
             if attempt == 1 || attempt.is_power_of_two() {
-                tracing::warn!(signal = signal.as_str(), reason = %reason, attempt, delay = ?delay, "export failed; retrying");
+                tracing::warn!(signal = signal.as_str(), reason = %reason, message = %message, attempt, delay = ?delay, "export failed; retrying");
             }
             if !shutdown.sleep_until(Instant::now() + delay).await {
                 return Sent::Abandoned;
