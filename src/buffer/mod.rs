@@ -8,7 +8,8 @@
 //! Durable mode keeps deliveries in an append-only log of segment files under
 //! `<data_dir>/buffer/` (`<20-digit id>.seg`, plus a `lock` file so one process owns the
 //! directory). A segment is a magic header, then CRC-checked frames of deliveries and
-//! acknowledgements ([`record`]); recovery rules are in [`segment_log`]. A log fits the access
+//! acknowledgements ([`record`]); recovery rules are in [`segment_log`] and [`scan`] (a damaged
+//! frame loses only itself, counted as `corrupt`). A log fits the access
 //! pattern exactly: deliveries are written once in order, read once in order and acknowledged
 //! in order, so removal is a watermark record and whole-segment deletion, with no in-place
 //! updates. (An embedded B-tree store did the same work with two copy-on-write commits per
@@ -60,6 +61,7 @@ mod memory;
 mod open;
 mod reader;
 mod record;
+mod scan;
 mod segment_log;
 mod sync;
 mod writer;

@@ -7,33 +7,20 @@
 //! the `fdatasync` either in the same commit (`fsync: always`) or on the sync thread. A
 //! segment is deleted once every delivery in it is acknowledged and every older segment is
 //! gone, so the newest acknowledgement always survives in a remaining segment (each new segment
-//! starts with one). On open, a bad frame that runs to the end of the newest segment (a crash
-//! mid-write) is cut off; a bad frame anywhere else is reported and the rest of that segment
-//! skipped.
+//! starts with one). On open, a damaged frame is reported, counted and skipped: the scan goes
+//! on at the next frame that validates ([`super::scan`]), so only the damaged record is lost.
+//! Damage with nothing valid after it at the end of the newest segment (a crash mid-write) is
+//! cut off, uncounted: that write never finished.
 
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::record::{
-    FRAME_HEADER, FrameError, Loc, MAX_FRAME, Payload, RECORD_OVERHEAD, encode_ack, frame_header,
-    parse_payload,
-};
-
-/// First bytes of every segment file (format version 1).
-pub(super) const MAGIC: &[u8; 8] = b"MOTLSEG1";
-
-/// A delivery found when replaying the log.
-pub(super) struct Replayed {
-    pub seq: u64,
-    pub received_at_ns: u64,
-    pub stored_len: u64,
-    pub loc: Loc,
-}
+use super::record::encode_ack;
+use super::scan::{Damage, MAGIC, Replayed, Scan, scan_segment};
 
 /// Deletes segment files taken out of the log; a failure is logged (the file is deleted at the
 /// next start instead).
@@ -144,11 +131,12 @@ impl SegmentLog {
         let mut acked: Option<u64> = None;
         let mut max_seq: Option<u64> = None;
         let mut corrupt = 0;
+        let mut damaged: Vec<Damage> = Vec::new();
         for (i, &id) in ids.iter().enumerate() {
             let newest = i + 1 == ids.len();
             let path = segment_path(dir, id);
             let file = OpenOptions::new().read(true).write(true).open(&path)?;
-            let scan = scan_segment(&file, id)?;
+            let scan = scan_segment(&file, id, max_seq)?;
             match check_end(&file, &path, &scan, newest)? {
                 End::Unstarted => {
                     drop(file);
@@ -162,8 +150,10 @@ impl SegmentLog {
             let last_seq = scan.deliveries.last().map(|d| d.seq);
             max_seq = max_seq.max(last_seq);
             deliveries.extend(scan.deliveries);
+            damaged.extend(scan.damaged);
             segments.push_back(Segment { id, file: Arc::new(file), len: scan.valid_len, last_seq });
         }
+        corrupt += damaged.iter().map(|d| d.lost(acked)).sum::<u64>();
         let next_seq = max_seq.max(acked).map_or(0, |s| s + 1);
         if let Some(a) = acked {
             deliveries.retain(|d| d.seq > a);
@@ -356,120 +346,45 @@ fn segment_ids(dir: &Path) -> std::io::Result<Vec<u64>> {
 
 /// How a scanned segment ends, after repair.
 enum End {
-    /// Every frame is good (or a torn tail was cut off).
+    /// Every frame is good, or was skipped as damaged, or a torn tail was cut off.
     Whole,
     /// The newest segment was never started: the caller removes it.
     Unstarted,
-    /// A bad frame inside: the rest of the segment is skipped.
+    /// Damage that runs to the end of an older segment (or a file that is not a segment): the
+    /// rest of the segment is skipped.
     Corrupt,
 }
 
-/// Decides what a bad frame means: only a write in progress at a crash can end the newest
-/// segment badly, so such a tail is cut off; anything else is corruption, reported and kept.
+/// Reports the damaged frames the scan skipped and decides what damage at the end means: only
+/// a write in progress at a crash can end the newest segment badly with nothing valid after
+/// it, so such a tail is cut off; anything else is corruption, reported, counted and kept.
 fn check_end(file: &File, path: &Path, scan: &Scan, newest: bool) -> std::io::Result<End> {
-    let Some(bad) = &scan.bad else { return Ok(End::Whole) };
-    if newest && scan.tail && scan.valid_len == 0 {
+    for d in &scan.damaged {
+        tracing::error!(segment = %path.display(), offset = d.offset, bytes = d.len, error = %d.error,
+            "corrupt frame in the buffer log; skipped to the next valid frame");
+    }
+    let Some(tail) = &scan.tail else { return Ok(End::Whole) };
+    if newest && tail.torn && scan.valid_len == 0 {
         // A segment whose start was never written (a crash while starting it).
         tracing::warn!(segment = %path.display(), "removing an unfinished buffer segment");
         Ok(End::Unstarted)
-    } else if newest && scan.tail {
-        tracing::warn!(segment = %path.display(), offset = scan.valid_len, error = %bad,
+    } else if newest && tail.torn {
+        tracing::warn!(segment = %path.display(), offset = scan.valid_len, error = %tail.error,
             "cutting off an incomplete write at the end of the buffer log");
         file.set_len(scan.valid_len)?;
         file.sync_all()?;
         Ok(End::Whole)
     } else {
-        tracing::error!(segment = %path.display(), offset = scan.valid_len, error = %bad,
+        tracing::error!(segment = %path.display(), offset = scan.valid_len, error = %tail.error,
             "corrupt frame in the buffer log; the rest of this segment is skipped");
         Ok(End::Corrupt)
     }
 }
 
-struct Scan {
-    deliveries: Vec<Replayed>,
-    acked: Option<u64>,
-    valid_len: u64,
-    bad: Option<FrameError>,
-    /// The bad frame runs to the end of the file: what a crash in the middle of a write leaves.
-    tail: bool,
-}
-
-/// Reads a segment frame by frame, stopping at the first bad frame.
-fn scan_segment(file: &File, id: u64) -> std::io::Result<Scan> {
-    let file_len = file.metadata()?.len();
-    let mut r = BufReader::with_capacity(256 * 1024, file);
-    let mut scan = Scan { deliveries: Vec::new(), acked: None, valid_len: 0, bad: None, tail: false };
-    let mut magic = [0u8; 8];
-    if r.read_exact(&mut magic).is_err() || &magic != MAGIC {
-        // Empty, unfinished or foreign: nothing in it counts.
-        scan.bad = Some(FrameError::Malformed);
-        scan.tail = file_len <= MAGIC.len() as u64;
-        return Ok(scan);
-    }
-    scan.valid_len = MAGIC.len() as u64;
-    let mut payload = Vec::new();
-    loop {
-        let mut head = [0u8; FRAME_HEADER];
-        match read_full(&mut r, &mut head)? {
-            0 => return Ok(scan),
-            n if n < FRAME_HEADER => {
-                scan.bad = Some(FrameError::Short);
-                scan.tail = true;
-                return Ok(scan);
-            }
-            _ => {}
-        }
-        let (len, crc) = frame_header(&head).unwrap_or((usize::MAX, 0));
-        let offset = scan.valid_len;
-        let frame_end = offset + (FRAME_HEADER + len.min(MAX_FRAME + 1)) as u64;
-        // Checked against the file before allocating: a damaged length must not cost memory.
-        if len > MAX_FRAME || frame_end > file_len {
-            scan.bad = Some(if len > MAX_FRAME { FrameError::Malformed } else { FrameError::Short });
-            scan.tail = frame_end >= file_len;
-            return Ok(scan);
-        }
-        payload.resize(len, 0);
-        if read_full(&mut r, &mut payload)? < len {
-            scan.bad = Some(FrameError::Short);
-            scan.tail = true;
-            return Ok(scan);
-        }
-        let frame_len = (FRAME_HEADER + len) as u64;
-        match parse_payload(crc, &payload) {
-            Ok(Payload::Delivery { seq, received_at_ns, endpoint, body_at }) => {
-                let stored_len = (RECORD_OVERHEAD + endpoint.len() + (len - body_at)) as u64;
-                let loc = Loc { segment: id, offset, len: frame_len as u32 };
-                scan.deliveries.push(Replayed { seq, received_at_ns, stored_len, loc });
-            }
-            Ok(Payload::Ack(a)) => scan.acked = scan.acked.max(Some(a)),
-            Err(e) => {
-                scan.bad = Some(e);
-                scan.tail = frame_end == file_len;
-                return Ok(scan);
-            }
-        }
-        scan.valid_len += frame_len;
-    }
-}
-
-/// Reads until `buf` is full or the end of the file; returns the bytes read.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::buffer::record::encode_delivery;
+    use crate::buffer::record::{FRAME_HEADER, encode_delivery};
 
     #[test]
     fn torn_tail_is_cut_and_acks_survive_segment_deletion() {
@@ -527,7 +442,8 @@ mod tests {
         std::fs::write(segment_path(dir.path(), id + 1), b"").unwrap();
         let o = SegmentLog::open(dir.path(), 1 << 20, false).unwrap();
         assert_eq!(o.corrupt, 1);
-        assert_eq!(o.deliveries.iter().map(|d| d.seq).collect::<Vec<_>>(), vec![0]);
+        // Only the damaged record is lost (issue 14: the frames after it used to be lost too).
+        assert_eq!(o.deliveries.iter().map(|d| d.seq).collect::<Vec<_>>(), vec![0, 2]);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), len, "the damaged segment was cut");
         assert!(!segment_path(dir.path(), id + 1).exists(), "the unstarted segment is still there");
     }

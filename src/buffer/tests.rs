@@ -288,3 +288,62 @@ async fn health_reads_the_buffers_own_state() {
     let m = Buffer::new(&cfg(false)).health();
     assert_eq!((m.mode, m.fsync), (BufferMode::Memory, None));
 }
+
+/// Which header field of a frame to damage.
+#[derive(Debug, Clone, Copy)]
+enum Field {
+    Length,
+    Checksum,
+}
+
+/// Writes 50 deliveries (bodies `{"n":i}`), optionally makes their segment an older one (a
+/// reopen starts a new segment), damages `field` of frame 10 on disk, reopens: only the damaged
+/// delivery may be missing, and it is counted.
+async fn damaged_frame_loses_only_itself(older: bool, field: Field) {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(true);
+    {
+        let b = Buffer::open(&c, dir.path(), &mut Registry::default()).unwrap();
+        for i in 0..50 {
+            b.append("default", i, Bytes::from(format!("{{\"n\":{i}}}"))).await.unwrap();
+        }
+    }
+    if older {
+        drop(reopen(&c, dir.path()).await);
+    }
+    let mut segs: Vec<_> = std::fs::read_dir(dir.path().join("buffer"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segs.sort();
+    assert_eq!(segs.len(), if older { 2 } else { 1 });
+    let seg = &segs[0];
+    let mut data = std::fs::read(seg).unwrap();
+    let body = data.windows(8).position(|w| w == b"{\"n\":10}").unwrap();
+    let frame = body - (8 + 1 + 8 + 8 + 2 + "default".len());
+    match field {
+        // A length pointing past the end of the file.
+        Field::Length => data[frame + 2] ^= 0x40,
+        Field::Checksum => data[frame + 5] ^= 0x01,
+    }
+    std::fs::write(seg, &data).unwrap();
+    let b = reopen(&c, dir.path()).await;
+    let back: Vec<u64> = b.read(0, 1000, u64::MAX).await.unwrap().iter().map(|d| d.received_at_ns).collect();
+    let expected: Vec<u64> = (0..50).filter(|&i| i != 10).collect();
+    assert_eq!(back, expected, "older={older} field={field:?}");
+    let corrupt = b.metrics().dropped.get_or_create(&DroppedLabels { reason: DropReason::Corrupt }).get();
+    assert_eq!(corrupt, 1, "older={older} field={field:?}");
+}
+
+#[tokio::test]
+async fn a_damaged_frame_in_the_middle_of_an_older_segment_loses_only_itself() {
+    damaged_frame_loses_only_itself(true, Field::Checksum).await;
+    damaged_frame_loses_only_itself(true, Field::Length).await;
+}
+
+#[tokio::test]
+async fn a_damaged_frame_in_the_middle_of_the_newest_segment_loses_only_itself() {
+    damaged_frame_loses_only_itself(false, Field::Checksum).await;
+    damaged_frame_loses_only_itself(false, Field::Length).await;
+}

@@ -36,6 +36,7 @@ impl DebugExporter {
         out.write_all(line.as_bytes()).and_then(|_| out.flush()).map_err(|e| ExportError::Retryable {
             reason: format!("write: {}", e.kind()),
             retry_after: None,
+            message: e.to_string(),
         })?;
         Ok(Accepted::default())
     }

@@ -4,7 +4,13 @@
 //! Status codes follow the OTLP specification: `CANCELLED`, `DEADLINE_EXCEEDED`, `ABORTED`,
 //! `OUT_OF_RANGE`, `UNAVAILABLE` and `DATA_LOSS` are retryable; `RESOURCE_EXHAUSTED` is
 //! retryable only when the server says when (a `google.rpc.RetryInfo` detail); everything else
-//! is permanent.
+//! is permanent — except a transport failure. A connection that is closed, reset or answered
+//! with bytes that are not HTTP/2 (a TCP load balancer with no live server behind it) reaches
+//! us as `UNKNOWN` or `INTERNAL` too, but no backend said anything: tonic keeps the
+//! transport's error as the status' source, while a status the backend sent (`grpc-status`)
+//! has none. Those are retried with reason `transport`; a real `UNKNOWN`/`INTERNAL` answer
+//! stays permanent. (An HTTP/2 answer without any `grpc-status` is still taken as the
+//! backend's answer, as tonic maps it.)
 
 use super::config::{Compression, SignalTarget};
 use super::request::{Accepted, BuildError, ExportError, Payload, header_map, read_pem};
@@ -190,20 +196,49 @@ impl Encoder for RawEncoder {
     }
 }
 
-/// Maps a gRPC status to retryable or permanent.
+/// Maps a gRPC status to retryable or permanent; the message (with the transport's errors,
+/// if any) goes with it for the log.
 pub fn classify(status: &Status) -> ExportError {
     let reason = code_label(status.code());
     let retry_after = retry_info(status.details());
+    let message = describe(status);
     match status.code() {
         Code::Cancelled
         | Code::DeadlineExceeded
         | Code::Aborted
         | Code::OutOfRange
         | Code::Unavailable
-        | Code::DataLoss => ExportError::Retryable { reason, retry_after },
-        Code::ResourceExhausted if retry_after.is_some() => ExportError::Retryable { reason, retry_after },
-        _ => ExportError::Permanent { reason },
+        | Code::DataLoss => ExportError::Retryable { reason, retry_after, message },
+        Code::ResourceExhausted if retry_after.is_some() => {
+            ExportError::Retryable { reason, retry_after, message }
+        }
+        Code::Unknown | Code::Internal if transport_failure(status) => {
+            ExportError::Retryable { reason: "transport".into(), retry_after, message }
+        }
+        _ => ExportError::Permanent { reason, message },
     }
+}
+
+/// The status came from the connection failing (its source is a transport or HTTP error),
+/// not from an answer of the backend.
+fn transport_failure(status: &Status) -> bool {
+    std::iter::successors(std::error::Error::source(status), |e| e.source())
+        .any(|e| e.is::<tonic::transport::Error>() || e.is::<hyper::Error>() || e.is::<std::io::Error>())
+}
+
+/// The status message followed by its chain of causes (`transport error: connection closed`).
+fn describe(status: &Status) -> String {
+    let mut out = status.message().to_string();
+    for e in std::iter::successors(std::error::Error::source(status), |e| e.source()) {
+        let cause = e.to_string();
+        if !out.contains(&cause) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&cause);
+        }
+    }
+    out
 }
 
 fn code_label(code: Code) -> String {
@@ -307,7 +342,7 @@ mod tests {
     fn classification() {
         let r = classify(&Status::unavailable("down"));
         assert!(
-            matches!(r, ExportError::Retryable { ref reason, retry_after: None } if reason == "unavailable")
+            matches!(r, ExportError::Retryable { ref reason, retry_after: None, .. } if reason == "unavailable")
         );
         assert!(matches!(classify(&Status::resource_exhausted("x")), ExportError::Permanent { .. }));
         let st = Status::with_details(
@@ -319,14 +354,37 @@ mod tests {
             classify(&st),
             ExportError::Retryable {
                 reason: "resource_exhausted".into(),
-                retry_after: Some(Duration::from_millis(1500))
+                retry_after: Some(Duration::from_millis(1500)),
+                message: "x".into(),
             }
         );
         assert_eq!(
             classify(&Status::invalid_argument("bad")),
-            ExportError::Permanent { reason: "invalid_argument".into() }
+            ExportError::Permanent { reason: "invalid_argument".into(), message: "bad".into() }
         );
         assert!(matches!(classify(&Status::deadline_exceeded("t")), ExportError::Retryable { .. }));
+    }
+
+    #[test]
+    fn transport_failures_are_retryable_and_real_unknown_or_internal_answers_permanent() {
+        let broken = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "stream closed");
+        let st = Status::from_error(Box::new(broken));
+        assert_eq!(st.code(), Code::Unknown);
+        assert_eq!(
+            classify(&st),
+            ExportError::Retryable {
+                reason: "transport".into(),
+                retry_after: None,
+                message: "stream closed".into()
+            }
+        );
+        // What a backend answered in `grpc-status` has no source.
+        assert!(
+            matches!(classify(&Status::unknown("boom")), ExportError::Permanent { ref reason, ref message } if reason == "unknown" && message == "boom")
+        );
+        assert!(
+            matches!(classify(&Status::internal("bug")), ExportError::Permanent { ref reason, .. } if reason == "internal")
+        );
     }
 
     /// Connects over TCP and counts connections; its readiness fails once when asked to. Tower's

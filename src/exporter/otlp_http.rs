@@ -70,9 +70,10 @@ impl HttpExporter {
         let mut req = self.client.post(&self.url).headers(self.headers.clone()).header("content-type", ctype);
         let body = if self.gzip {
             let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            enc.write_all(&body)
-                .and_then(|_| enc.finish())
-                .map_err(|e| ExportError::Permanent { reason: format!("gzip: {e}") })?
+            enc.write_all(&body).and_then(|_| enc.finish()).map_err(|e| ExportError::Permanent {
+                reason: format!("gzip: {e}"),
+                message: String::new(),
+            })?
         } else {
             body
         };
@@ -84,7 +85,11 @@ impl HttpExporter {
             Err(e) => {
                 let reason = if e.is_timeout() { "timeout" } else { "connect" };
                 tracing::debug!(url = %self.url, error = %e, "OTLP/HTTP request failed");
-                return Err(ExportError::Retryable { reason: reason.into(), retry_after: None });
+                return Err(ExportError::Retryable {
+                    reason: reason.into(),
+                    retry_after: None,
+                    message: String::new(),
+                });
             }
         };
         let status = resp.status().as_u16();
@@ -102,10 +107,12 @@ impl HttpExporter {
         let bytes = resp.bytes().await.unwrap_or_default();
         match status {
             200..=299 => Ok(partial(payload, &bytes, json_answer)),
-            429 | 502 | 503 | 504 => {
-                Err(ExportError::Retryable { reason: format!("http_{status}"), retry_after })
-            }
-            _ => Err(ExportError::Permanent { reason: format!("http_{status}") }),
+            429 | 502 | 503 | 504 => Err(ExportError::Retryable {
+                reason: format!("http_{status}"),
+                retry_after,
+                message: String::new(),
+            }),
+            _ => Err(ExportError::Permanent { reason: format!("http_{status}"), message: String::new() }),
         }
     }
 }

@@ -95,12 +95,16 @@ pub enum ExportError {
         reason: String,
         /// The server's requested delay (Retry-After or gRPC RetryInfo).
         retry_after: Option<Duration>,
+        /// What went wrong, for the log (a gRPC status message; may be empty).
+        message: String,
     },
     /// The backend will never accept this request; it is dropped and counted.
     #[error("permanent: {reason}")]
     Permanent {
         /// Short reason, used as a metric label (`invalid_argument`, `http_400`…).
         reason: String,
+        /// What went wrong, for the log (a gRPC status message; may be empty).
+        message: String,
     },
 }
 

@@ -69,17 +69,19 @@ impl Sender<'_> {
                 },
                 None => exporter.export(&payload).await,
             };
-            let (reason, retry_after) = match result {
+            let (reason, retry_after, message) = match result {
                 Ok(acc) => {
                     self.accepted(signal, items, &acc);
                     return Sent::Done;
                 }
-                Err(ExportError::Permanent { reason }) => {
+                Err(ExportError::Permanent { reason, message }) => {
                     self.metrics.failed(label(signal), &reason, items);
-                    tracing::error!(signal = signal.as_str(), items, reason = %reason, "export failed permanently; dropped");
+                    tracing::error!(signal = signal.as_str(), items, reason = %reason, message = %message, "export failed permanently; dropped");
                     return Sent::Done;
                 }
-                Err(ExportError::Retryable { reason, retry_after }) => (reason, retry_after),
+                Err(ExportError::Retryable { reason, retry_after, message }) => {
+                    (reason, retry_after, message)
+                }
             };
             let delay = backoff(self.cfg, attempt, retry_after);
             attempt = attempt.saturating_add(1);
@@ -88,7 +90,7 @@ impl Sender<'_> {
                 // The URL (without its query, which may carry a key) says where it failed.
                 let url = self.cfg.target(signal).url;
                 let endpoint = url.split('?').next().unwrap_or_default();
-                tracing::warn!(signal = signal.as_str(), endpoint, reason = %reason, attempt, delay = ?delay, "export failed; retrying");
+                tracing::warn!(signal = signal.as_str(), endpoint, reason = %reason, message = %message, attempt, delay = ?delay, "export failed; retrying");
             }
             if !shutdown.sleep_until(Instant::now() + delay).await {
                 return Sent::Abandoned;
