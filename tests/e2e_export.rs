@@ -21,10 +21,12 @@ fn sample_timestamps(samples: &[(std::path::PathBuf, Vec<u8>)]) -> Vec<u64> {
             continue;
         }
         for ev in &env.events {
-            // Placeholder samples carry `timestamp: 0`; the translator then falls back to
-            // another time (see docs/signals.md), so only real times are compared.
-            if let Some(t) = ev.get("timestamp").and_then(|t| t.as_f64()).filter(|t| *t > 0.0) {
-                out.push(mist_otel::signals::secs_to_ns(t));
+            // Placeholder samples carry `timestamp: 0` or `157.68` (1970); the translator then
+            // falls back to another time (docs/signals.md, Timestamps), so only real times are
+            // compared.
+            let t = ev.get("timestamp").and_then(|t| t.as_f64()).map(mist_otel::signals::secs_to_ns);
+            if let Some(t) = t.filter(|t| *t >= mist_otel::signals::time::EARLIEST_NS) {
+                out.push(t);
             }
         }
     }

@@ -143,9 +143,11 @@ async fn run(protocol: &str) {
         }
         total_events += env.events.len();
         for ev in &env.events {
-            // Placeholder samples carry `timestamp: 0` and get a fallback time; compare real ones.
-            if let Some(t) = ev.get("timestamp").and_then(|t| t.as_f64()).filter(|t| *t > 0.0) {
-                *want.entry(mist_otel::signals::secs_to_ns(t)).or_default() += 1;
+            // Placeholder samples carry `timestamp: 0` or `157.68` (1970) and get a fallback
+            // time (docs/signals.md, Timestamps); compare real ones.
+            let t = ev.get("timestamp").and_then(|t| t.as_f64()).map(mist_otel::signals::secs_to_ns);
+            if let Some(t) = t.filter(|t| *t >= mist_otel::signals::time::EARLIEST_NS) {
+                *want.entry(t).or_default() += 1;
             }
         }
     }

@@ -14,8 +14,9 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// 2023-11-14T22:13:20Z: a fixed receipt time so snapshots are stable.
-const RECEIVED_NS: u64 = 1_700_000_000_000_000_000;
+/// 2026-04-12T13:20:00Z: a fixed receipt time so snapshots are stable, after every event time
+/// in the samples (an event time more than a day after receipt is replaced by receipt).
+const RECEIVED_NS: u64 = 1_776_000_000_000_000_000;
 /// Deliveries of a scenario are received one second apart.
 const STEP_NS: u64 = 1_000_000_000;
 

@@ -23,6 +23,13 @@ pub enum EnvelopeError {
     /// `topic` missing or not a non-empty string.
     #[error("`topic` must be a non-empty string")]
     Topic,
+    /// `topic` too long or with characters outside [`topic_char_ok`]; holds at most the first
+    /// [`MAX_TOPIC_LEN`] characters, escaped, so a huge or hostile topic is never echoed whole.
+    #[error(
+        "`topic` must be at most {max} characters, each an ASCII letter, digit, `-`, `_` or `.` (got {0})",
+        max = MAX_TOPIC_LEN
+    )]
+    TopicName(String),
     /// `events` missing or not an array.
     #[error("`events` must be an array of objects")]
     Events,
@@ -45,7 +52,7 @@ impl Envelope {
         // Taken out of the map, not re-deserialized: that would rebuild every event's map.
         let Value::Object(mut fields) = v else { return Err(EnvelopeError::NotObject) };
         let topic = match fields.remove("topic") {
-            Some(Value::String(t)) if !t.trim().is_empty() => normalize_topic(&t),
+            Some(Value::String(t)) => checked_topic(&t)?,
             _ => return Err(EnvelopeError::Topic),
         };
         let events = match fields.remove("events") {
@@ -88,7 +95,7 @@ impl Envelope {
         .map_err(|e| EnvelopeError::Json(e.to_string()))?;
         let top = shape.ok_or(EnvelopeError::NotObject)?;
         let topic = match top.topic {
-            Some(Some(t)) if !t.trim().is_empty() => normalize_topic(&t),
+            Some(Some(t)) => checked_topic(&t)?,
             _ => return Err(EnvelopeError::Topic),
         };
         match top.events {
@@ -273,6 +280,31 @@ impl<'de> serde::Deserialize<'de> for IsObject {
     }
 }
 
+/// Longest topic accepted, in bytes (Mist's longest is 21; room for new ones and variants).
+pub const MAX_TOPIC_LEN: usize = 64;
+
+/// Whether a topic may contain `c`: ASCII letters, digits, `-`, `_`, `.`. A topic becomes a log
+/// attribute, an event name and (when known) a metric label, so it stays short and plain.
+pub fn topic_char_ok(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
+}
+
+/// The topic as sent, checked (non-empty after trimming, at most [`MAX_TOPIC_LEN`] bytes of
+/// [`topic_char_ok`] characters) and normalised. `parse` and `validate` both decide here, so
+/// they cannot disagree.
+fn checked_topic(raw: &str) -> Result<String, EnvelopeError> {
+    let t = raw.trim();
+    if t.is_empty() {
+        return Err(EnvelopeError::Topic);
+    }
+    if t.len() > MAX_TOPIC_LEN || !t.chars().all(topic_char_ok) {
+        let shown: String = t.chars().take(MAX_TOPIC_LEN).collect();
+        let more = if t.chars().nth(MAX_TOPIC_LEN).is_some() { "…" } else { "" };
+        return Err(EnvelopeError::TopicName(format!("{shown:?}{more}")));
+    }
+    Ok(normalize_topic(t))
+}
+
 /// Normalises a topic name: trims, lowercases, and treats `_` as `-` (Mist's spec versions
 /// disagree on the separator).
 pub fn normalize_topic(t: &str) -> String {
@@ -368,10 +400,15 @@ mod tests {
             br#"{"topic":"x","events":[{"n":18446744073709551616}]}"#,
             b"{\"topic\":\"x\",\"events\":[{\"k\":\"\xff\"}]}",
             b"{\"\xff\":1}",
+            br#"{"topic":"bad\u0001topic","events":[]}"#,
+            br#"{"topic":"d\u00e9vice-events","events":[]}"#,
+            br#"{"topic":" site.sle_v2 ","events":[]}"#,
         ];
         for c in cases {
             check_agree(c);
         }
+        let long = format!(r#"{{"topic":"{}","events":[]}}"#, "a".repeat(65));
+        check_agree(long.as_bytes());
         let deep = format!(r#"{{"topic":"x","events":[{}{}]}}"#, "[".repeat(200), "]".repeat(200));
         check_agree(deep.as_bytes());
         let deep_obj =
@@ -387,6 +424,25 @@ mod tests {
         match serde_json::from_slice::<Value>(body) {
             Err(e) => assert_eq!(full, Err(EnvelopeError::Json(e.to_string()))),
             Ok(_) => assert!(!matches!(full, Err(EnvelopeError::Json(_))), "{full:?}"),
+        }
+    }
+
+    #[test]
+    fn topics_are_bounded_in_length_and_characters() {
+        let body = |t: &str| serde_json::json!({"topic": t, "events": []}).to_string();
+        let ok = Envelope::parse(body(&"a".repeat(MAX_TOPIC_LEN)).as_bytes()).unwrap();
+        assert_eq!(ok.topic.len(), MAX_TOPIC_LEN);
+        assert_eq!(Envelope::parse(body(" Site_SLE.v2 ").as_bytes()).unwrap().topic, "site-sle.v2");
+        let Err(EnvelopeError::TopicName(shown)) = Envelope::parse(body(&"b".repeat(1 << 20)).as_bytes())
+        else {
+            panic!("a 1 MiB topic must be refused")
+        };
+        assert_eq!(shown, format!("\"{}\"…", "b".repeat(MAX_TOPIC_LEN)));
+        let e = Envelope::parse(body("bad\u{1}topic\n").as_bytes()).unwrap_err();
+        assert_eq!(e, EnvelopeError::TopicName(r#""bad\u{1}topic""#.into()));
+        assert!(e.to_string().contains("at most 64 characters"), "{e}");
+        for t in ["a/b", "a b", "dévice", "x;y", "<script>"] {
+            assert!(matches!(Envelope::parse(body(t).as_bytes()), Err(EnvelopeError::TopicName(_))), "{t}");
         }
     }
 

@@ -204,7 +204,7 @@ impl Pipeline {
     async fn read_and_translate(&mut self, run: &mut Run) -> bool {
         let room = self.cfg.batch.max_items.saturating_sub(run.logs.records().max(run.spans.records()));
         let batch = if room > 0 { self.read(run.cursor, room).await } else { Vec::new() };
-        // Refreshed every pass (so at most one batch behind), cheap: five counters.
+        // Refreshed every pass (so at most one batch behind), cheap: a few counters.
         mirror(&self.metrics.translator, &self.translator.stats());
         let got = !batch.is_empty();
         for d in batch {
@@ -404,4 +404,5 @@ fn mirror(g: &TranslatorGauges, s: &TranslatorStats) {
     set_count(&g.correlation_parked, s.correlation_parked);
     set_count(&g.metric_series, s.metric_series);
     set_count(&g.metric_series_dropped, s.metric_series_dropped);
+    set_count(&g.timestamps_corrected, s.timestamps_corrected);
 }

@@ -5,7 +5,7 @@ use super::attrs::{self, kv, kv_bool, kv_f64, kv_i64, non_empty, opt};
 use super::logs::Severity;
 use super::metrics;
 use super::traces::{self, Assoc, Correlator, Parked, PartKind};
-use super::{Cx, EventOut, secs_to_ns};
+use super::{Cx, EventOut, secs_to_ns, time};
 use crate::mist::events::{ClientInfo, ClientJoin, ClientLatency, ClientSession, GuestAuthorization};
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::trace::v1::{Span, Status, span, status};
@@ -70,8 +70,10 @@ fn push_radio_attrs(
 }
 
 /// The association's connect time in µs: `connect_float`, else `connect`.
-fn connect_us(connect_float: Option<f64>, connect: Option<f64>) -> Option<i64> {
-    connect_float.filter(|c| *c > 0.0).or(connect.filter(|c| *c > 0.0)).map(traces::secs_to_us)
+fn connect_us(connect_float: Option<f64>, connect: Option<f64>, received_ns: u64) -> Option<i64> {
+    // µs from the same reading as event times, so a join's and its session's agree whatever unit
+    // they came in; a time outside the sane window is no time (no association to key on).
+    time::first([connect_float, connect], received_ns).0.map(|ns| (ns / 1000) as i64)
 }
 
 /// A join: counted with its RSSI; the association's join span (child of its session span).
@@ -102,7 +104,7 @@ pub fn join(cx: &mut Cx<'_>, e: &ClientJoin, out: &mut EventOut) {
         cx.hist(&metrics::CLIENT_JOIN_RSSI, labels, r);
     }
 
-    if let (Some(mac), Some(connect)) = (mac, connect_us(e.connect_float, e.connect)) {
+    if let (Some(mac), Some(connect)) = (mac, connect_us(e.connect_float, e.connect, cx.received_ns)) {
         let (org, site) = cx.ids();
         let trace = traces::association_trace_id(org, site, mac, connect);
         let key = Correlator::client_key(org, site, mac);
@@ -178,11 +180,11 @@ struct SessionEnd<'e> {
 
 impl<'e> SessionEnd<'e> {
     /// Derives the facts of a session end.
-    fn of(e: &'e ClientSession) -> Self {
+    fn of(e: &'e ClientSession, received_ns: u64) -> Self {
         let roamed = non_empty(&e.next_ap).is_some();
         let reason = e.termination_reason.unwrap_or(0);
-        let connect = connect_us(e.connect_float, e.connect);
-        let disconnect = connect_us(e.disconnect_float, e.disconnect);
+        let connect = connect_us(e.connect_float, e.connect, received_ns);
+        let disconnect = connect_us(e.disconnect_float, e.disconnect, received_ns);
         let duration = e.duration.filter(|d| *d >= 0.0).or_else(|| match (connect, disconnect) {
             (Some(c), Some(d)) if d >= c => Some((d - c) as f64 / 1e6),
             _ => None,
@@ -293,7 +295,7 @@ fn push_and_associate(cx: &mut Cx<'_>, s: Span, key: [u8; 16], assoc: Assoc) {
 /// root span from connect to disconnect (error on abnormal termination), linked to the
 /// association it roamed from.
 pub fn session(cx: &mut Cx<'_>, e: &ClientSession, out: &mut EventOut) {
-    let end = SessionEnd::of(e);
+    let end = SessionEnd::of(e, cx.received_ns);
     let a = end.attrs(e);
     out.consumed = SESSION_FIELDS;
     out.severity = if end.abnormal { Severity::Warn } else { Severity::Info };
@@ -325,7 +327,7 @@ pub(crate) fn attach(
 ) -> Option<(traces::TraceId, traces::SpanId)> {
     let (org, site) = cx.ids();
     let key = Correlator::client_key(org, site, mac);
-    // Event times are whole microseconds (see `secs_to_ns`), so this is exact.
+    // Event times are whole microseconds (see `time::read`), so this is exact.
     let at_us = (cx.time_ns / 1000) as i64;
     let parked = Parked::new(kind, at_us, part, cx.origin.clone(), s, standalone, cx.park_deadline());
     match cx.corr.find(&key, kind, at_us) {

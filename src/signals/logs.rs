@@ -1,7 +1,7 @@
 //! Log records: one per event, every topic.
 
+use super::EventOut;
 use super::attrs;
-use super::{EventOut, secs_to_ns};
 use crate::mist::events::Lenient;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, SeverityNumber};
@@ -101,7 +101,7 @@ pub fn record(
     }
 }
 
-/// The generic time of an event without a typed time: its `timestamp`.
-pub fn generic_time(ev: &Map<String, Value>) -> Option<u64> {
-    ev.get("timestamp").cloned().and_then(f64::from_json).map(secs_to_ns).filter(|t| *t > 0)
+/// The generic time field of an event, raw (see [`super::time::read`]): its `timestamp`.
+pub fn raw_timestamp(ev: &Map<String, Value>) -> Option<f64> {
+    ev.get("timestamp").cloned().and_then(f64::from_json)
 }

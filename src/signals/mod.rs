@@ -9,7 +9,8 @@
 //! - [`resource`]: the resource every signal carries, for the poller to reuse.
 //!
 //! Layout: [`attrs`] (naming), [`logs`], [`metrics`] (definitions and aggregation), [`traces`]
-//! (ids and correlation), and one file per topic family ([`alarms`], [`devices`], [`clients`],
+//! (ids and correlation), [`time`] (event times from untrusted numbers: unit by magnitude, a
+//! sane window, receipt time otherwise), and one file per topic family ([`alarms`], [`devices`], [`clients`],
 //! [`nac`], [`sle`], [`location`]). `docs/signals.md` documents what comes out of each topic.
 
 pub mod alarms;
@@ -22,6 +23,7 @@ pub mod logs;
 pub mod metrics;
 pub mod nac;
 pub mod sle;
+pub mod time;
 pub mod traces;
 
 use crate::mist::Envelope;
@@ -39,6 +41,7 @@ use traces::{Correlator, Parked, SpanId, TraceId};
 
 pub use config::{SignalsConfig, Temporality};
 pub use metrics::{METRICS, MetricDef};
+pub use time::secs_to_ns;
 
 /// Every topic the translator knows by name (others still become generic logs).
 pub const TOPICS: &[&str] = crate::mist::envelope::KNOWN_TOPICS;
@@ -84,6 +87,9 @@ pub struct TranslatorStats {
     pub metric_series: u64,
     /// Metric series refused because of `max_metric_series`, since start.
     pub metric_series_dropped: u64,
+    /// Events whose time needed correcting (sent in ms/µs/ns, or outside the sane window and
+    /// replaced), since start; see [`time`].
+    pub timestamps_corrected: u64,
 }
 
 /// Translates deliveries; holds the metric aggregation and the bounded correlation state.
@@ -97,6 +103,8 @@ pub struct Translator {
     /// sites, and building one costs a sorted map and an allocation per attribute. Emptied when
     /// it reaches [`RESOURCE_CACHE_MAX`] or an endpoint's attributes change.
     resources: HashMap<Origin, Resource>,
+    /// See [`TranslatorStats::timestamps_corrected`].
+    timestamps_corrected: u64,
 }
 
 /// Most resources the translator keeps built (one per endpoint × org × site × site name).
@@ -209,6 +217,7 @@ impl Translator {
             corr: Correlator::new(cfg.correlation_capacity, ttl_ns, window_us),
             endpoints: BTreeMap::new(),
             resources: HashMap::new(),
+            timestamps_corrected: 0,
         }
     }
 
@@ -220,6 +229,7 @@ impl Translator {
             correlation_parked: self.corr.parked() as u64,
             metric_series: self.metrics.series_count() as u64,
             metric_series_dropped: self.metrics.dropped(),
+            timestamps_corrected: self.timestamps_corrected,
         }
     }
 
@@ -263,7 +273,8 @@ impl Translator {
         let origin = origin(input.endpoint, ev);
         // A malformed known-topic event degrades to the generic log.
         let typed = parse_event(topic, ev).unwrap_or(MistEvent::Unknown);
-        let time_ns = event_time(&typed, ev);
+        let (time_ns, corrected) = event_time(&typed, ev, input.received_at_ns);
+        self.timestamps_corrected += u64::from(corrected);
         let mut out = EventOut::new(topic);
         let mut cx = Cx {
             cfg: &self.cfg,
@@ -426,16 +437,13 @@ pub fn resource(cfg: &SignalsConfig, extra: &[(&str, &str)]) -> Resource {
     Resource { attributes: m.into_iter().map(|(k, v)| attrs::kv(k, v)).collect(), ..Default::default() }
 }
 
-/// The event's own time: `timestamp`, else the topic's own time field. `None` → receipt.
-fn event_time(typed: &MistEvent, ev: &Map<String, Value>) -> Option<u64> {
-    let first = |candidates: &[Option<f64>]| {
-        candidates
-            .iter()
-            .flatten()
-            .map(|s| secs_to_ns(*s))
-            .find(|t| *t > 0)
-            .or_else(|| logs::generic_time(ev))
-    };
+/// The event's own time: `timestamp`, else the topic's own time field, each read by
+/// [`time::read`] (unit by magnitude, sane window). `None` → receipt. The flag says whether a
+/// value needed correcting.
+fn event_time(typed: &MistEvent, ev: &Map<String, Value>, received_ns: u64) -> (Option<u64>, bool) {
+    let generic = logs::raw_timestamp(ev);
+    let first =
+        |candidates: &[Option<f64>]| time::first(candidates.iter().copied().chain([generic]), received_ns);
     match typed {
         MistEvent::Alarm(a) => first(&[a.timestamp, a.last_seen]),
         MistEvent::ClientJoin(j) => first(&[j.timestamp, j.connect_float, j.connect]),
@@ -446,17 +454,8 @@ fn event_time(typed: &MistEvent, ev: &Map<String, Value>) -> Option<u64> {
             let alert_time = o.alert_events.iter().flatten().find_map(|a| a.timestamp);
             first(&[o.timestamp, alert_time])
         }
-        _ => logs::generic_time(ev),
+        _ => first(&[]),
     }
-}
-
-/// Float seconds → integer nanoseconds, in f64 (never f32), rounded to the microsecond Mist
-/// sends so 1691512031.358188 becomes exactly 1691512031358188000.
-pub fn secs_to_ns(secs: f64) -> u64 {
-    if !secs.is_finite() || secs <= 0.0 {
-        return 0;
-    }
-    ((secs * 1e6).round() as u64).saturating_mul(1000)
 }
 
 #[cfg(test)]

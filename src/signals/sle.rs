@@ -4,7 +4,7 @@
 use super::attrs::{self, non_empty, opt};
 use super::logs::Severity;
 use super::metrics;
-use super::{Cx, EventOut, secs_to_ns};
+use super::{Cx, EventOut, time};
 use crate::mist::events::{Lenient, MinisApplication, MinisReachability, OccupancyAlerts, SiteSle};
 
 /// Site SLEs: one `mist.site.sle` gauge per SLE metric.
@@ -38,7 +38,7 @@ pub fn occupancy(cx: &mut Cx<'_>, e: &OccupancyAlerts, out: &mut EventOut) {
         if let Some(m) = non_empty(&alert.map_id) {
             zone.push((attrs::MAP_ID, m.clone()));
         }
-        let at = alert.timestamp.map(secs_to_ns).filter(|t| *t > 0).unwrap_or(cx.time_ns);
+        let at = time::first([alert.timestamp], cx.received_ns).0.unwrap_or(cx.time_ns);
         if let Some(v) = alert.current_occupancy {
             cx.metrics.gauge(&metrics::ZONE_OCCUPANCY, &cx.origin.0, zone.clone(), v, at);
         }

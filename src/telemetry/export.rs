@@ -107,6 +107,8 @@ pub struct TranslatorGauges {
     pub metric_series: Gauge,
     /// Metric series refused by the cap since start.
     pub metric_series_dropped: Gauge,
+    /// Events whose time needed correcting (ms/µs/ns, or replaced by receipt) since start.
+    pub timestamps_corrected: Gauge,
 }
 
 /// Sets a gauge from a count (saturating: the gauges are `i64`).
@@ -210,6 +212,7 @@ impl ExportMetrics {
             "correlation_parked", "Trace parts waiting for their association" => t.correlation_parked;
             "signal_metric_series", "Live metric series in the translator" => t.metric_series;
             "signal_metric_series_dropped", "Metric series refused by signals.max_metric_series since start" => t.metric_series_dropped;
+            "signal_timestamps_corrected", "Events whose time was sent in ms/us/ns or replaced by receipt time, since start" => t.timestamps_corrected;
         );
         m
     }
