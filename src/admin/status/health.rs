@@ -68,7 +68,7 @@ fn buffer(h: &mut String, b: &BufferHealth) {
         vec!["dropped".into(), judged(b.dropped, b.dropped == 0)],
         vec!["accepting".into(), judged(if b.has_room { "yes" } else { "no: near its cap" }, b.has_room)],
     ];
-    table(h, "buffer-health", &["", ""], rows);
+    table(h, "buffer-health", &[], rows);
 }
 
 fn poller(h: &mut String, p: &PollerHealth) {
@@ -88,7 +88,7 @@ fn poller(h: &mut String, p: &PollerHealth) {
         vec!["API calls (429s)".into(), format!("{} ({})", p.api_calls, p.api_rate_limited).into()],
         vec!["WebSocket connections".into(), p.ws_connections_up.into()],
     ];
-    table(h, "poller-health", &["", ""], rows);
+    table(h, "poller-health", &[], rows);
     if p.sites.is_empty() {
         return;
     }

@@ -41,11 +41,15 @@ pub fn judged(text: impl ToString, good: bool) -> Cell {
 
 /// Writes a table with a header row; every cell's text is escaped.
 pub fn table(h: &mut String, id: &str, head: &[&str], rows: impl IntoIterator<Item = Vec<Cell>>) {
-    let _ = write!(h, "<table id=\"{}\"><tr>", escape(id));
-    for name in head {
-        let _ = write!(h, "<th>{}</th>", escape(name));
+    let _ = write!(h, "<table id=\"{}\">", escape(id));
+    // A key/value table has no header row.
+    if head.iter().any(|name| !name.is_empty()) {
+        h.push_str("<tr>");
+        for name in head {
+            let _ = write!(h, "<th>{}</th>", escape(name));
+        }
+        h.push_str("</tr>");
     }
-    h.push_str("</tr>");
     for row in rows {
         h.push_str("<tr>");
         for Cell(text, class) in row {
@@ -70,5 +74,18 @@ mod tests {
     #[test]
     fn escapes_markup() {
         assert_eq!(escape("<b a=\"1\">&'"), "&lt;b a=&quot;1&quot;&gt;&amp;&#39;");
+    }
+
+    #[test]
+    fn tables_escape_every_cell_and_key_value_tables_have_no_header() {
+        let mut h = String::new();
+        table(&mut h, "t", &["a<b"], [vec![judged("<i>", false)]]);
+        assert_eq!(
+            h,
+            "<table id=\"t\"><tr><th>a&lt;b</th></tr><tr><td class=\"bad\">&lt;i&gt;</td></tr></table>"
+        );
+        h.clear();
+        table(&mut h, "kv", &[], [vec![Cell::from("k"), Cell::from(1)]]);
+        assert_eq!(h, "<table id=\"kv\"><tr><td>k</td><td>1</td></tr></table>");
     }
 }
