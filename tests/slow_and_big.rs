@@ -8,8 +8,8 @@ use mist_otel::app::{self, Config, Running};
 use mist_otel::secret::Secret;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use support::{ServerProcess, env, sign};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use support::{ServerProcess, env, read_until_closed, sign};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
 
 const SECRET: &str = "slow-and-big-secret";
@@ -23,19 +23,10 @@ async fn connect_from(local: &str, addr: SocketAddr) -> TcpStream {
     s.connect(addr).await.unwrap()
 }
 
-/// Reads what the server answers until it closes or `limit` passes; (bytes, closed in time).
+/// Reads what the server answers until it closes or `limit` passes; (text, closed in time).
 async fn read_answer(s: &mut TcpStream, limit: Duration) -> (String, bool) {
-    let mut got = Vec::new();
-    let deadline = Instant::now() + limit;
-    let mut buf = [0u8; 1024];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, s.read(&mut buf)).await {
-            Err(_) => return (String::from_utf8_lossy(&got).into_owned(), false),
-            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&got).into_owned(), true),
-            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
-        }
-    }
+    let (got, closed) = read_until_closed(s, limit).await;
+    (String::from_utf8_lossy(&got).into_owned(), closed)
 }
 
 /// One valid delivery from `local` on a fresh connection; its status line.
