@@ -74,18 +74,19 @@ async fn big_unsigned(addr: SocketAddr, send: usize) -> String {
     answer
 }
 
+/// The real binary with `ingest.max_pending_body_bytes: budget`.
+fn with_budget(dir: &std::path::Path, budget: usize) -> ServerProcess {
+    let cfg = dir.join("config.yaml");
+    std::fs::write(&cfg, format!("ingest:\n  max_pending_body_bytes: {budget}\n")).unwrap();
+    ServerProcess::start(dir, &env(&[("MIST_WEBHOOK_SECRET", SECRET)]), &["--config", cfg.to_str().unwrap()])
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unauthenticated_bodies_share_a_bounded_memory_budget() {
     const BUDGET: usize = 18 * MIB;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("config.yaml");
     // 18 MiB: four 4 MiB bodies fit, and 2 MiB stay free for small deliveries.
-    std::fs::write(&cfg, format!("ingest:\n  max_pending_body_bytes: {BUDGET}\n")).unwrap();
-    let server = ServerProcess::start(
-        dir.path(),
-        &env(&[("MIST_WEBHOOK_SECRET", SECRET)]),
-        &["--config", cfg.to_str().unwrap()],
-    );
+    let server = with_budget(dir.path(), BUDGET);
     let addr = server.webhook;
     let before = peak_rss(server.pid());
     let started = Instant::now();
@@ -187,4 +188,50 @@ async fn a_body_slower_than_the_minimum_rate_is_answered_408_after_the_grace() {
     );
     assert_eq!(deliver_from("127.0.0.1", r.webhook_addr).await, "HTTP/1.1 200 OK");
     r.shutdown().await;
+}
+
+/// Declares a 4 MiB body on one HTTP/2 stream, sends 1 MiB of it, then nothing more.
+fn stalled_body() -> impl hyper::body::Body<Data = bytes::Bytes, Error = std::convert::Infallible> {
+    use futures_util::StreamExt;
+    let chunks = (0..16).map(|_| Ok(hyper::body::Frame::data(bytes::Bytes::from(vec![b' '; 64 * 1024]))));
+    http_body_util::StreamBody::new(futures_util::stream::iter(chunks).chain(futures_util::stream::pending()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_http2_connection_cannot_hold_more_than_the_budget() {
+    const BUDGET: usize = 18 * MIB;
+    let dir = tempfile::tempdir().unwrap();
+    let server = with_budget(dir.path(), BUDGET);
+    let before = peak_rss(server.pid());
+    let io = hyper_util::rt::TokioIo::new(TcpStream::connect(server.webhook).await.unwrap());
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io).await.unwrap();
+    tokio::spawn(conn);
+    let streams: Vec<_> = (0..100)
+        .map(|_| {
+            let mut sender = sender.clone();
+            tokio::spawn(async move {
+                let req = hyper::Request::post("http://x/mist/webhook")
+                    .header("content-length", 4 * MIB)
+                    .body(stalled_body())
+                    .unwrap();
+                let answer = tokio::time::timeout(Duration::from_secs(5), async {
+                    sender.ready().await.ok()?;
+                    sender.send_request(req).await.ok()
+                })
+                .await;
+                answer.ok().flatten().map(|r| r.status().as_u16())
+            })
+        })
+        .collect();
+    let mut refused = 0;
+    for s in streams {
+        if s.await.unwrap() == Some(503) {
+            refused += 1;
+        }
+    }
+    let grown = peak_rss(server.pid()).saturating_sub(before);
+    println!("peak RSS grew by {} MiB for 100 HTTP/2 streams of 1 MiB unsigned", grown / MIB);
+    assert!(grown < BUDGET + 32 * MIB, "peak RSS grew by {} MiB (budget {} MiB)", grown / MIB, BUDGET / MIB);
+    assert!(refused >= 90, "only {refused} of 100 over-budget streams were answered 503");
 }
