@@ -67,7 +67,10 @@ impl BodyLimits {
             timeout: cfg.body_timeout,
             min_rate: cfg.min_body_bytes_per_sec,
             grace: cfg.body_rate_grace,
-            budget: Arc::new(Semaphore::new(cfg.max_pending_body_bytes.div_ceil(KIB))),
+            // At least one body of the largest size, or such a body could never be read.
+            budget: Arc::new(Semaphore::new(
+                cfg.max_pending_body_bytes.max(cfg.max_body_bytes).div_ceil(KIB),
+            )),
         }
     }
 

@@ -40,7 +40,8 @@ pub struct IngestConfig {
     /// at accept. Behind a proxy every connection has the proxy's address.
     pub max_connections_per_source: usize,
     /// Bytes that bodies not yet authenticated may hold in memory, all requests together;
-    /// a request that does not fit is answered 503 with `Retry-After`.
+    /// a request that does not fit is answered 503 with `Retry-After`. Never less than
+    /// `max_body_bytes` (a smaller value is raised to it, so the largest body can be read).
     pub max_pending_body_bytes: usize,
     /// Slowest body accepted, in bytes per second over every `body_rate_grace` window
     /// (0 = no minimum); slower answers 408.
@@ -157,15 +158,6 @@ impl IngestConfig {
         }
         if self.max_connections == 0 {
             return Err(invalid("ingest.max_connections", "0 (expected at least 1)".into()));
-        }
-        if self.max_pending_body_bytes < self.max_body_bytes {
-            return Err(invalid(
-                "ingest.max_pending_body_bytes",
-                format!(
-                    "{} is below ingest.max_body_bytes ({}): a body of the largest size could never be read",
-                    self.max_pending_body_bytes, self.max_body_bytes
-                ),
-            ));
         }
         if self.min_body_bytes_per_sec > 0 && self.body_rate_grace.is_zero() {
             return Err(invalid("ingest.body_rate_grace", "0s (expected a window, e.g. 5s)".into()));
