@@ -10,7 +10,7 @@ use mist_otel::secret::Secret;
 use reqwest::StatusCode;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use support::{client, sign, signed_post};
+use support::{client, read_until_closed, sign, signed_post};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -50,22 +50,6 @@ async fn deliver(r: &Running) -> StatusCode {
 
 async fn metrics(r: &Running) -> String {
     client().get(format!("http://{}/metrics", r.admin_addr)).send().await.unwrap().text().await.unwrap()
-}
-
-/// Reads until the server closes the connection or `limit` passes; returns what was read and
-/// whether the connection was closed (EOF or reset) in time.
-async fn read_until_closed(s: &mut TcpStream, limit: Duration) -> (Vec<u8>, bool) {
-    let mut got = Vec::new();
-    let deadline = Instant::now() + limit;
-    let mut buf = [0u8; 1024];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, s.read(&mut buf)).await {
-            Err(_) => return (got, false),
-            Ok(Ok(0)) | Ok(Err(_)) => return (got, true),
-            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -168,6 +168,7 @@ impl Webhooks {
         }
         let limits = ConnLimits {
             max_connections: cfg.ingest.max_connections,
+            max_connections_per_source: cfg.ingest.max_connections_per_source,
             header_timeout: cfg.ingest.header_timeout,
         };
         let grace = Duration::from_secs(10);

@@ -36,6 +36,19 @@ pub struct IngestConfig {
     pub body_timeout: Duration,
     /// Most simultaneous connections; more wait in the kernel backlog.
     pub max_connections: usize,
+    /// Most simultaneous connections from one source address (0 = unlimited); more are closed
+    /// at accept. Behind a proxy every connection has the proxy's address.
+    pub max_connections_per_source: usize,
+    /// Bytes that bodies not yet authenticated may hold in memory, all requests together;
+    /// a request that does not fit is answered 503 with `Retry-After`. Never less than
+    /// `max_body_bytes` (a smaller value is raised to it, so the largest body can be read).
+    pub max_pending_body_bytes: usize,
+    /// Slowest body accepted, in bytes per second over every `body_rate_grace` window
+    /// (0 = no minimum); slower answers 408.
+    pub min_body_bytes_per_sec: u64,
+    /// Window over which a body must progress at `min_body_bytes_per_sec`.
+    #[serde(with = "duration")]
+    pub body_rate_grace: Duration,
     /// Seconds advertised in `Retry-After` when the buffer is full.
     pub retry_after_secs: u64,
     /// Requests per second allowed from one source address (0 = unlimited).
@@ -58,6 +71,10 @@ impl Default for IngestConfig {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             max_connections: 1024,
+            max_connections_per_source: 64,
+            max_pending_body_bytes: 64 * 1024 * 1024,
+            min_body_bytes_per_sec: 1024,
+            body_rate_grace: Duration::from_secs(5),
             retry_after_secs: 5,
             rate_limit_per_source: 0,
             tls: None,
@@ -141,6 +158,9 @@ impl IngestConfig {
         }
         if self.max_connections == 0 {
             return Err(invalid("ingest.max_connections", "0 (expected at least 1)".into()));
+        }
+        if self.min_body_bytes_per_sec > 0 && self.body_rate_grace.is_zero() {
+            return Err(invalid("ingest.body_rate_grace", "0s (expected a window, e.g. 5s)".into()));
         }
         check_secrets("ingest.secrets", &self.secrets)?;
         let mut seen = std::collections::BTreeSet::new();

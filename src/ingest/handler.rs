@@ -4,6 +4,7 @@
 //! unauthenticated sender cannot make the server parse JSON. [`accept`] runs the steps and
 //! returns a value ([`Accepted`] or a [`Refusal`]); one place counts, logs and answers it.
 
+use super::body::BodyLimits;
 use super::config::IngestConfig;
 use super::log_limit::{Admit, RejectionLogs};
 use super::outcome::{Accepted, Refusal, RetryAfter};
@@ -23,10 +24,8 @@ use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Name of the endpoint at the configured path itself.
 pub const DEFAULT_ENDPOINT: &str = "default";
@@ -60,8 +59,7 @@ pub struct IngestState {
     endpoints: Arc<HashMap<String, Endpoint>>,
     buffer: Buffer,
     metrics: IngestMetrics,
-    max_body: usize,
-    body_timeout: Duration,
+    body: BodyLimits,
     retry_after: HeaderValue,
     observers: Arc<[Arc<dyn Observer>]>,
     limiter: Option<Arc<RateLimiter>>,
@@ -97,8 +95,7 @@ impl IngestState {
             endpoints: Arc::new(endpoints),
             buffer,
             metrics,
-            max_body: cfg.max_body_bytes,
-            body_timeout: cfg.body_timeout,
+            body: BodyLimits::new(cfg),
             retry_after: HeaderValue::from(cfg.retry_after_secs),
             observers: Arc::new([]),
             limiter: (cfg.rate_limit_per_source > 0)
@@ -184,7 +181,8 @@ async fn accept(
     {
         return Err(Refusal::RateLimited);
     }
-    let body = read_body(st, parts, body).await?;
+    // The budget permits are held until the request is answered.
+    let (body, _held) = st.body.read(&parts.headers, body).await?;
     let (scheme, index) = match verify(ep, &parts.headers, &body) {
         Verdict::V2(i) => (Scheme::V2, Some(i)),
         Verdict::V1(i) => (Scheme::V1, Some(i)),
@@ -206,28 +204,6 @@ async fn accept(
         store(st, &ep.name, parts, &delivery, received_at_ns).await?;
     }
     Ok(delivery)
-}
-
-/// Reads the body within the size and time limits: a declared oversize body is refused before
-/// a byte of it is read.
-async fn read_body(st: &IngestState, parts: &Parts, body: Body) -> Result<Bytes, Refusal> {
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > st.max_body as u64) {
-        return Err(Refusal::TooLarge(st.max_body));
-    }
-    match tokio::time::timeout(st.body_timeout, Limited::new(body, st.max_body).collect()).await {
-        Err(_) => Err(Refusal::Timeout),
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(Refusal::TooLarge(st.max_body)),
-        Ok(Err(_)) => Err(Refusal::Unreadable),
-        // An exact-size copy: the collected body is usually a slice of hyper's read buffer,
-        // and keeping that slice in the buffer would keep the whole (much larger) read buffer
-        // alive: measured at ~2 GiB RSS for 256 MiB of buffered bodies under load.
-        Ok(Ok(collected)) => Ok(Bytes::copy_from_slice(&collected.to_bytes())),
-    }
 }
 
 /// Appends the delivery to the buffer; a full buffer or a failed write refuses it.

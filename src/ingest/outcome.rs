@@ -32,6 +32,10 @@ pub enum Refusal {
     TooLarge(usize),
     /// The body did not arrive within `ingest.body_timeout`.
     Timeout,
+    /// The body arrived slower than `ingest.min_body_bytes_per_sec` (the minimum).
+    TooSlow(u64),
+    /// Bodies not yet authenticated hold `ingest.max_pending_body_bytes`; this one did not fit.
+    Overloaded,
     /// The body could not be read (the connection failed mid-body).
     Unreadable,
     /// The signature is missing, malformed or wrong.
@@ -76,7 +80,8 @@ impl Refusal {
             Refusal::NoSuchEndpoint => StatusCode::NOT_FOUND,
             Refusal::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Refusal::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Refusal::Timeout => StatusCode::REQUEST_TIMEOUT,
+            Refusal::Timeout | Refusal::TooSlow(_) => StatusCode::REQUEST_TIMEOUT,
+            Refusal::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::Unreadable | Refusal::BadRequest(_) => StatusCode::BAD_REQUEST,
             Refusal::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Refusal::Busy { .. } | Refusal::StorageFailed { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -90,7 +95,8 @@ impl Refusal {
             Refusal::NoSuchEndpoint => return None,
             Refusal::RateLimited => Outcome::RateLimited,
             Refusal::TooLarge(_) => Outcome::TooLarge,
-            Refusal::Timeout => Outcome::Timeout,
+            Refusal::Timeout | Refusal::TooSlow(_) => Outcome::Timeout,
+            Refusal::Overloaded => Outcome::Overloaded,
             Refusal::Unreadable | Refusal::StorageFailed { .. } => Outcome::Error,
             Refusal::Unauthorized(_) => Outcome::Unauthorized,
             Refusal::BadRequest(_) => Outcome::BadRequest,
@@ -105,6 +111,8 @@ impl Refusal {
             Refusal::RateLimited => "too many requests from this address".into(),
             Refusal::TooLarge(max) => format!("body larger than {max} bytes").into(),
             Refusal::Timeout => "request body not received in time".into(),
+            Refusal::TooSlow(min) => format!("request body slower than {min} bytes per second").into(),
+            Refusal::Overloaded => "too many request bodies in progress, retry later".into(),
             Refusal::Unreadable => "could not read request body".into(),
             Refusal::Unauthorized(r) => unauthorized_message(*r).into(),
             Refusal::BadRequest(msg) => msg.clone().into(),
@@ -120,6 +128,8 @@ impl Refusal {
             Refusal::RateLimited => "rate limited".into(),
             Refusal::TooLarge(_) => "body too large".into(),
             Refusal::Timeout => "body not received in time".into(),
+            Refusal::TooSlow(_) => "body too slow".into(),
+            Refusal::Overloaded => "pending body budget spent".into(),
             Refusal::Busy { .. } => "buffer full".into(),
             Refusal::StorageFailed { .. } => "storage error".into(),
             Refusal::Unauthorized(_) | Refusal::BadRequest(_) => self.message(),
@@ -130,7 +140,9 @@ impl Refusal {
     pub fn retry_after(&self) -> RetryAfter {
         match self {
             Refusal::RateLimited => RetryAfter::OneSecond,
-            Refusal::Busy { .. } | Refusal::StorageFailed { .. } => RetryAfter::Configured,
+            Refusal::Busy { .. } | Refusal::StorageFailed { .. } | Refusal::Overloaded => {
+                RetryAfter::Configured
+            }
             _ => RetryAfter::No,
         }
     }
@@ -185,5 +197,11 @@ mod tests {
         assert_eq!(sig.reason().as_deref(), Some("signature does not match"));
         assert_eq!(Refusal::NoSuchEndpoint.outcome(), None);
         assert_eq!(Refusal::Unreadable.reason(), None);
+        let over = Refusal::Overloaded;
+        assert_eq!((over.status().as_u16(), over.retry_after()), (503, RetryAfter::Configured));
+        assert_eq!(over.outcome().map(Outcome::as_str), Some("overloaded"));
+        let slow = Refusal::TooSlow(1024);
+        assert_eq!((slow.status().as_u16(), slow.outcome()), (408, Some(Outcome::Timeout)));
+        assert_eq!(slow.message(), "request body slower than 1024 bytes per second");
     }
 }

@@ -2,6 +2,7 @@
 //! HTTP/2, a connection cap, a header deadline, and graceful shutdown.
 
 use super::config::TlsConfig;
+use super::sources::SourceCounts;
 use crate::telemetry::ingest::IngestMetrics;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -144,9 +145,15 @@ fn load_tls(cert: &Path, key: &Path) -> Result<ServerConfig, TlsError> {
 pub struct ConnLimits {
     /// Most open connections.
     pub max_connections: usize,
+    /// Most open connections from one source address (0 = unlimited).
+    pub max_connections_per_source: usize,
     /// Deadline for request headers (and the TLS handshake).
     pub header_timeout: Duration,
 }
+
+/// Most concurrent HTTP/2 streams on one connection: each may hold a body before it is
+/// authenticated, so one connection may not open hyper's default of 200.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 16;
 
 /// The peer address of a request, added as an extension.
 #[derive(Debug, Clone, Copy)]
@@ -164,12 +171,23 @@ pub async fn serve(
     grace: Duration,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let sources = SourceCounts::new(limits.max_connections_per_source);
     let graceful = GracefulShutdown::new();
     let mut builder = Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).keep_alive(true);
-    builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(Duration::from_secs(30)));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        // Each stream may hold a body up to max_body_bytes before it is authenticated.
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
     let builder = Arc::new(builder);
     while let Some((stream, peer, permit)) = accept(&listener, &permits, &cancel).await {
+        // Closed at once (its slot freed with it): one address may not hold every slot.
+        let Some(source_slot) = sources.admit(peer.ip()) else {
+            metrics.source_capped.inc();
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let conn = Conn {
             router: router.clone(),
@@ -181,7 +199,7 @@ pub async fn serve(
             peer,
         };
         tokio::spawn(async move {
-            let _permit = permit;
+            let _held = (permit, source_slot);
             conn.metrics.connections.inc();
             let metrics = conn.metrics.clone();
             conn.serve(stream).await;

@@ -28,6 +28,8 @@ label_enum! {
         Error => "error",
         /// 429: over the per-source rate limit.
         RateLimited => "rate_limited",
+        /// Refused because unauthenticated bodies already hold `ingest.max_pending_body_bytes`.
+        Overloaded => "overloaded",
     }
 }
 
@@ -121,6 +123,8 @@ pub struct IngestMetrics {
     pub connections: Gauge,
     /// Requests refused by the per-source rate limit.
     pub rate_limited: Counter,
+    /// Connections closed at accept: their source already had its cap of open connections.
+    pub source_capped: Counter,
     /// Handles on the counters every accepted delivery bumps, by endpoint (see
     /// [`IngestMetrics::accepted`]).
     hot: Arc<RwLock<HashMap<String, HotCounters>>>,
@@ -150,6 +154,7 @@ impl IngestMetrics {
             "ingest_events", "Events in accepted deliveries" => m.events;
             "ingest_connections", "Open webhook connections" => m.connections;
             "ingest_rate_limited", "Requests refused by the per-source rate limit" => m.rate_limited;
+            "ingest_connections_source_capped", "Connections closed at accept because their source address had ingest.max_connections_per_source open" => m.source_capped;
         );
         m
     }
