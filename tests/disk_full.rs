@@ -113,6 +113,13 @@ async fn restart(cfg: &Config) -> Running {
     }
 }
 
+/// The buffer's storage error as `/status.json` reports it (`null` when writes succeed).
+async fn storage_error(r: &Running) -> serde_json::Value {
+    let url = format!("http://{}/status.json", r.admin_addr);
+    let status: serde_json::Value = client().get(url).send().await.unwrap().json().await.unwrap();
+    status["health"]["buffer"]["storage_error"]["error"].clone()
+}
+
 /// Bytes of the files in the buffer directory.
 fn buffer_bytes(data: &Path) -> u64 {
     let dir: PathBuf = data.join("buffer");
@@ -160,6 +167,8 @@ async fn fill_refuse_restart_recover(fsync: Fsync) {
     let (status, why) = readyz(&r).await;
     assert_eq!(status, 503, "/readyz while appends fail on a full disk: {why}");
     assert!(why.contains("buffer storage failing"), "{why}");
+    let error = storage_error(&r).await;
+    assert!(error.as_str().is_some_and(|e| e.contains("No space left on device")), "storage_error: {error}");
 
     // 2. A restart on the full disk succeeds (and still refuses honestly).
     r.shutdown().await;
@@ -208,6 +217,7 @@ async fn fill_refuse_restart_recover(fsync: Fsync) {
         ready = readyz(&r).await;
     }
     assert_eq!(ready.0, 200, "/readyz after recovery: {}", ready.1);
+    assert!(storage_error(&r).await.is_null(), "the storage error stays after recovery");
     assert!(
         rx.wait_until(Duration::from_secs(10), |rec| has_all(rec, &ts)),
         "the post after recovery never arrived"

@@ -7,7 +7,9 @@
 //! the `fdatasync` either in the same commit (`fsync: always`) or on the sync thread. A
 //! segment is deleted once every delivery in it is acknowledged and every older segment is
 //! gone, so the newest acknowledgement always survives in a remaining segment (each new segment
-//! starts with one). On open, a damaged frame is reported, counted and skipped: the scan goes
+//! starts with one). The one exception is a full disk: an acknowledgement that cannot be
+//! written still deletes the segments it finishes ([`SegmentLog::ack_in_memory`]); a crash
+//! then re-exports acknowledged deliveries, never loses one. On open, a damaged frame is reported, counted and skipped: the scan goes
 //! on at the next frame that validates ([`super::scan`]), so only the damaged record is lost.
 //! Damage with nothing valid after it at the end of the newest segment (a crash mid-write) is
 //! cut off, uncounted: that write never finished.
