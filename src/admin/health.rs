@@ -55,12 +55,17 @@ impl HealthSources {
         }
     }
 
-    /// `Err(reasons)` when the server should not be sent deliveries now: the buffer is near
-    /// its cap, so a load balancer sends elsewhere before deliveries are refused.
+    /// `Err(reasons)` when the server should not be sent deliveries now: writes to the buffer's
+    /// storage fail (a full disk), or the buffer is near its cap, so a load balancer sends
+    /// elsewhere before deliveries are refused.
     pub fn ready(&self) -> Result<(), String> {
-        match &self.buffer {
-            Some(b) if !b.health().has_room => Err("buffer full".into()),
-            _ => Ok(()),
+        let Some(h) = self.buffer.as_ref().map(Buffer::health) else { return Ok(()) };
+        if let Some(e) = h.storage_error {
+            return Err(format!("buffer storage failing: {}", e.error));
         }
+        if !h.has_room {
+            return Err("buffer full".into());
+        }
+        Ok(())
     }
 }

@@ -4,6 +4,11 @@
 //!
 //! Drop-oldest eviction happens here too: an eviction is an acknowledgement through the
 //! victim, written in the same commit as the appends that needed the room.
+//!
+//! A failed write (a full disk) fails the batch's appends, but its removals still apply in
+//! memory and free the segments they finish ([`SegmentLog::ack_in_memory`]): otherwise the
+//! buffer could never make room on a disk its own data filled. [`retry_storage`] tries again
+//! while no request writes.
 
 use super::command::Cmd;
 use super::config::Overflow;
@@ -21,13 +26,15 @@ struct Plan {
     first_seq: u64,
     /// The acknowledgement watermark the commit writes, if any.
     through: Option<u64>,
+    /// The highest removal the batch asked for (`through` without evictions).
+    requested: Option<u64>,
     /// Kept deliveries evicted (drop-oldest).
     evicted: u64,
 }
 
 /// Writes one batch of commands with one write (and, with `sync`, one fsync). On success every
-/// append's reply carries its sequence number; on failure every append gets the error and
-/// nothing changes (the sequence numbers it would have used are skipped).
+/// append's reply carries its sequence number; on failure every append gets the error (the
+/// sequence numbers it would have used are skipped) and only the removals apply.
 pub(super) fn commit(
     inner: &Inner,
     log: &mut SegmentLog,
@@ -38,30 +45,18 @@ pub(super) fn commit(
     // 1. Decide, under the lock, the sequence numbers and the new acknowledgement watermark.
     let plan = plan(inner, &inner.lock(), cmds);
     // 2. Encode and write, without the lock.
-    let (segment, base, new_file) = match log.prepare() {
-        Ok(p) => p,
-        Err(e) => return Err(fail(inner, cmds, plan.first_seq, e)),
+    let (locs, next_seq) = match write(inner, log, cmds, buf, &plan, sync) {
+        Ok(w) => w,
+        Err(e) => {
+            inner.storage_failed(&e);
+            return Err(fail(inner, log, cmds, &plan, e));
+        }
     };
-    let (locs, next_seq) = encode(cmds, buf, plan.first_seq, segment, base);
-    let last_seq = next_seq.checked_sub(1).filter(|_| next_seq > plan.first_seq);
-    if let Some(t) = plan.through {
-        record::encode_ack(buf, t);
-    }
-    let written = log.write(buf, last_seq, plan.through, sync);
-    let deleted = if written.is_ok() { log.take_acked() } else { Vec::new() };
+    inner.storage_ok();
+    let deleted = log.take_acked();
     // 3. Publish.
     let mut st = inner.lock();
-    if let Some(f) = new_file {
-        st.files.insert(segment, f);
-    }
-    for (id, _) in &deleted {
-        st.files.remove(id);
-    }
-    inner.unlink_later(deleted);
-    if let Err(e) = written {
-        drop(st);
-        return Err(fail(inner, cmds, plan.first_seq, e));
-    }
+    forget_segments(inner, &mut st, deleted);
     let n_appends = publish(&mut st, cmds, &plan, locs, next_seq);
     drop(st);
     if plan.evicted > 0 {
@@ -72,6 +67,55 @@ pub(super) fn commit(
         inner.metrics.commit_batch.observe(n_appends as f64);
     }
     Ok(())
+}
+
+/// Starts a segment if needed and writes the batch into it; returns where each append's frame
+/// went and the sequence number after the last.
+fn write(
+    inner: &Inner,
+    log: &mut SegmentLog,
+    cmds: &[Cmd],
+    buf: &mut Vec<u8>,
+    plan: &Plan,
+    sync: bool,
+) -> std::io::Result<(Vec<Loc>, u64)> {
+    let (segment, base, new_file) = log.prepare()?;
+    if let Some(f) = new_file {
+        inner.lock().files.insert(segment, f);
+    }
+    let (locs, next_seq) = encode(cmds, buf, plan.first_seq, segment, base);
+    let last_seq = next_seq.checked_sub(1).filter(|_| next_seq > plan.first_seq);
+    if let Some(t) = plan.through {
+        record::encode_ack(buf, t);
+    }
+    log.write(buf, last_seq, plan.through, sync)?;
+    Ok((locs, next_seq))
+}
+
+/// Drops deleted segments from the readers' map and queues their files for deletion.
+fn forget_segments(inner: &Inner, st: &mut State, deleted: Vec<(u64, std::path::PathBuf)>) {
+    for (id, _) in &deleted {
+        st.files.remove(id);
+    }
+    inner.unlink_later(deleted);
+}
+
+/// While writes fail, tries to start a new segment (called by the buffer's thread when no
+/// request writes): once acknowledged segments are deleted and there is room again, this
+/// clears the storage error, so readiness recovers without waiting for a delivery.
+pub(super) fn retry_storage(inner: &Inner, log: &mut SegmentLog) {
+    if inner.storage_error().is_none() {
+        return;
+    }
+    match log.prepare() {
+        Ok((segment, _, new_file)) => {
+            if let Some(f) = new_file {
+                inner.lock().files.insert(segment, f);
+            }
+            inner.storage_ok();
+        }
+        Err(e) => inner.storage_failed(&e),
+    }
 }
 
 /// The batch's sequence numbers and watermark: the highest removal asked for, raised by
@@ -85,7 +129,7 @@ fn plan(inner: &Inner, st: &State, cmds: &[Cmd]) -> Plan {
             Cmd::Append { .. } => None,
         })
         .max();
-    let mut plan = Plan { first_seq: st.next_seq, through, evicted: 0 };
+    let mut plan = Plan { first_seq: st.next_seq, through, requested: through, evicted: 0 };
     if inner.overflow == Overflow::DropOldest {
         plan_evictions(inner.max_bytes, st, cmds, &mut plan);
     }
@@ -175,18 +219,38 @@ fn publish(st: &mut State, cmds: &mut Vec<Cmd>, plan: &Plan, locs: Vec<Loc>, nex
     n_appends
 }
 
-/// Answers every command of a failed commit with the error; the sequence numbers the batch
-/// would have used are skipped so that none is ever reused.
-fn fail(inner: &Inner, cmds: &mut Vec<Cmd>, first_seq: u64, e: std::io::Error) -> std::io::Error {
+/// Answers every command of a failed commit: appends get the error, and the sequence numbers
+/// the batch would have used are skipped so that none is ever reused. Removals apply in memory
+/// (evictions do not: their appends failed) and delete the segments they finish.
+fn fail(
+    inner: &Inner,
+    log: &mut SegmentLog,
+    cmds: &mut Vec<Cmd>,
+    plan: &Plan,
+    e: std::io::Error,
+) -> std::io::Error {
+    let deleted = plan.requested.map_or_else(Vec::new, |t| {
+        log.ack_in_memory(t);
+        log.take_acked()
+    });
     let mut st = inner.lock();
+    if let Some(t) = plan.requested {
+        st.remove_through(t);
+    }
+    forget_segments(inner, &mut st, deleted);
     let mut n = 0;
     for c in cmds.drain(..) {
-        if let Cmd::Append { reply, body, endpoint, .. } = c {
-            st.reserved -= stored_size(&endpoint, &body);
-            n += 1;
-            let _ = reply.send(Err(AppendError::Io(e.to_string())));
+        match c {
+            Cmd::Append { reply, body, endpoint, .. } => {
+                st.reserved -= stored_size(&endpoint, &body);
+                n += 1;
+                let _ = reply.send(Err(AppendError::Io(e.to_string())));
+            }
+            Cmd::Remove { done, .. } => {
+                let _ = done.send(());
+            }
         }
     }
-    st.next_seq = st.next_seq.max(first_seq + n);
+    st.next_seq = st.next_seq.max(plan.first_seq + n);
     e
 }

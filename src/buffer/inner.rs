@@ -5,7 +5,7 @@ use super::command::Cmd;
 use super::config::{Fsync, Overflow};
 use super::index::State;
 use super::segment_log::{self, SegmentLog};
-use crate::telemetry::buffer::BufferMetrics;
+use crate::telemetry::buffer::{BufferMetrics, StorageError};
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 use tokio::sync::{Notify, mpsc};
@@ -27,6 +27,8 @@ pub(super) struct Inner {
     /// `buffer.fsync` as configured (it matters in durable mode only).
     pub fsync: Fsync,
     pub metrics: BufferMetrics,
+    /// The last write failure, until a write succeeds again (health and readiness).
+    pub storage_error: Mutex<Option<StorageError>>,
 }
 
 /// Who writes to the log.
@@ -86,6 +88,25 @@ impl Inner {
     pub fn committed(&self) {
         self.publish_depth(&self.lock());
         self.notify.notify_waiters();
+    }
+
+    /// Records that a write to the log failed (readiness turns false until one succeeds).
+    pub fn storage_failed(&self, e: &std::io::Error) {
+        let at_unix = crate::clock::now_ns() / 1_000_000_000;
+        *self.storage_error.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(StorageError { error: e.to_string(), at_unix });
+    }
+
+    /// Records that a write to the log succeeded; logs the recovery after a failure.
+    pub fn storage_ok(&self) {
+        if let Some(e) = self.storage_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            tracing::info!(path = %self.path, previous_error = %e.error, "buffer writes succeed again");
+        }
+    }
+
+    /// The last write failure, while writes fail.
+    pub fn storage_error(&self) -> Option<StorageError> {
+        self.storage_error.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Queues segment files for deletion by the writer or sync thread.

@@ -39,6 +39,17 @@
 //! whose deliveries are all acknowledged are deleted by the writer or sync thread, never on a
 //! request's thread.
 //!
+//! # Disk full
+//! A failed write (no space left) fails the appends of its commit (ingest answers 503, never
+//! a false 200) and is recorded as the buffer's storage error (`/readyz` answers 503 while
+//! it is set). Removals in that commit still apply in memory: the acknowledgement watermark
+//! runs ahead of the disk and every segment it finishes is deleted, so the buffer frees the
+//! disk its own data filled as the backend drains it. The next segment started carries the
+//! watermark in its header; until then a crash re-exports acknowledged deliveries of the
+//! segments left (never loses one). While writes fail, the buffer's thread retries starting a
+//! segment every interval and clears the error once one starts. `open` on a full disk deletes
+//! finished segments to make room and, if a segment still cannot be started, opens anyway.
+//!
 //! # Memory mode
 //! With `buffer.durable: false` the same API keeps deliveries in memory only ([`memory`]):
 //! no thread, no files, lost on a crash or restart.
@@ -123,6 +134,7 @@ impl Buffer {
             fsync: durable.then(|| self.inner.fsync.as_str()),
             dropped: self.inner.metrics.dropped_total(),
             has_room: self.room_at(held),
+            storage_error: self.inner.storage_error(),
         }
     }
 
@@ -219,8 +231,9 @@ impl Buffer {
     /// Removes every delivery with a sequence number ≤ `through` (their signals were
     /// acknowledged). Durable mode returns once the removal is written (it shares the next
     /// group commit with concurrent appends).
-    /// Returns false when the removal could not be written (the deliveries stay and are
-    /// exported again after a restart).
+    /// When the removal cannot be written (a full disk) it still applies in memory and
+    /// finished segments are deleted (see "Disk full" below); false only when the writer
+    /// thread is gone.
     pub async fn remove_through(&self, through: u64) -> bool {
         match &self.inner.store {
             Store::Writer(tx) => {

@@ -25,8 +25,12 @@ pub(super) fn open(
     let path = dir.display().to_string();
     let store_err = |e: std::io::Error| BufferError::Store { path: path.clone(), message: e.to_string() };
     let mut state = State::default();
-    let log =
-        if cfg.durable { Some(replay(cfg, &dir, &mut state, &metrics).map_err(store_err)?) } else { None };
+    let (log, start_error) = if cfg.durable {
+        let (log, e) = replay(cfg, &dir, &mut state, &metrics).map_err(store_err)?;
+        (Some(log), e)
+    } else {
+        (None, None)
+    };
     let (store, writer_parts) = store(cfg, log);
     let inline = matches!(store, Store::Inline { .. });
     let inner = Arc::new(Inner {
@@ -40,7 +44,11 @@ pub(super) fn open(
         overflow: cfg.overflow,
         fsync: cfg.fsync,
         metrics,
+        storage_error: Mutex::new(None),
     });
+    if let Some(e) = start_error {
+        inner.storage_failed(&e);
+    }
     inner.publish_depth(&inner.lock());
     let weak = Arc::downgrade(&inner);
     if let Some((rx, log)) = writer_parts {
@@ -52,13 +60,14 @@ pub(super) fn open(
 }
 
 /// Opens the segment log in `dir` and loads what it holds into `state` (the pipeline reads
-/// it again from the start).
+/// it again from the start). Also returns why no segment for appends could be started, if so
+/// (a full disk: the buffer opens anyway and refuses appends until there is room).
 fn replay(
     cfg: &BufferConfig,
     dir: &Path,
     state: &mut State,
     metrics: &BufferMetrics,
-) -> std::io::Result<SegmentLog> {
+) -> std::io::Result<(SegmentLog, Option<std::io::Error>)> {
     let opened = SegmentLog::open(dir, segment_bytes(cfg.max_bytes), cfg.fsync == Fsync::Always)?;
     for d in opened.deliveries {
         state.bytes += d.stored_len;
@@ -73,7 +82,7 @@ fn replay(
     if !state.index.is_empty() {
         tracing::info!(deliveries = state.index.len(), bytes = state.bytes, "replaying buffered deliveries");
     }
-    Ok(opened.log)
+    Ok((opened.log, opened.start_error))
 }
 
 /// Who writes: with `fsync: always` the writer thread (returned with its queue's receiving

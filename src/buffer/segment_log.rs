@@ -7,7 +7,9 @@
 //! the `fdatasync` either in the same commit (`fsync: always`) or on the sync thread. A
 //! segment is deleted once every delivery in it is acknowledged and every older segment is
 //! gone, so the newest acknowledgement always survives in a remaining segment (each new segment
-//! starts with one). On open, a damaged frame is reported, counted and skipped: the scan goes
+//! starts with one). The one exception is a full disk: an acknowledgement that cannot be
+//! written still deletes the segments it finishes ([`SegmentLog::ack_in_memory`]); a crash
+//! then re-exports acknowledged deliveries, never loses one. On open, a damaged frame is reported, counted and skipped: the scan goes
 //! on at the next frame that validates ([`super::scan`]), so only the damaged record is lost.
 //! Damage with nothing valid after it at the end of the newest segment (a crash mid-write) is
 //! cut off, uncounted: that write never finished.
@@ -56,6 +58,9 @@ pub(super) struct Opened {
     pub next_seq: u64,
     /// Frames skipped as corrupt.
     pub corrupt: u64,
+    /// Why no new segment could be started (a full disk): the log opened anyway and the next
+    /// write tries again ([`SegmentLog::prepare`]).
+    pub start_error: Option<std::io::Error>,
 }
 
 /// The segment files, owned by the writer thread.
@@ -65,6 +70,10 @@ pub(super) struct SegmentLog {
     dir: PathBuf,
     segments: VecDeque<Segment>,
     segment_bytes: u64,
+    /// The id the next new segment gets.
+    next_id: u64,
+    /// The acknowledgement watermark. It may run ahead of what is on disk after a failed write
+    /// ([`SegmentLog::ack_in_memory`]); the next segment started writes it in its header.
     acked: Option<u64>,
     /// Set after a failed write: the current segment may hold a partial write the kernel could
     /// not make durable, so the next write starts a new segment.
@@ -164,6 +173,7 @@ impl SegmentLog {
             dir: dir.to_path_buf(),
             segments,
             segment_bytes,
+            next_id,
             acked,
             roll_next: false,
             dirty: false,
@@ -171,10 +181,26 @@ impl SegmentLog {
             unsynced: Vec::new(),
             dir_unsynced: false,
         };
-        // The new segment first, synced: it carries the acknowledgement before older ones go.
-        log.roll(next_id, true)?;
-        remove_files(log.take_acked().into_iter().map(|(_, p)| p));
-        Ok(Opened { log, deliveries, next_seq, corrupt })
+        let start_error = log.start();
+        Ok(Opened { log, deliveries, next_seq, corrupt, start_error })
+    }
+
+    /// At open: starts the segment for appends and deletes the finished ones. The new segment
+    /// first, synced: it carries the acknowledgement before older ones go. When it cannot be
+    /// created (a full disk), the finished segments are deleted first to make room and the
+    /// start is tried again; if that fails too, the log opens without one (appends fail and
+    /// retry until there is room), and the error is returned.
+    fn start(&mut self) -> Option<std::io::Error> {
+        let started = self.roll(true).or_else(|first| {
+            remove_files(self.take_acked().into_iter().map(|(_, p)| p));
+            self.roll(true).map_err(|e| (first, e))
+        });
+        remove_files(self.take_acked().into_iter().map(|(_, p)| p));
+        let (first, e) = started.err()?;
+        tracing::error!(error = %e, first_error = %first, dir = %self.dir.display(),
+            "could not start a buffer segment; appends fail until there is room");
+        self.roll_next = true;
+        Some(e)
     }
 
     /// The open segments' files (for readers).
@@ -186,8 +212,8 @@ impl SegmentLog {
     /// first when the current one is full (returned as `Some(new file)` for the readers' map).
     pub fn prepare(&mut self) -> std::io::Result<(u64, u64, Option<Arc<File>>)> {
         let (id, len) = self.segments.back().map(|s| (s.id, s.len)).unwrap_or((0, 0));
-        if self.roll_next || len >= self.segment_bytes {
-            self.roll(id + 1, self.sync_writes)?;
+        if self.roll_next || self.segments.is_empty() || len >= self.segment_bytes {
+            self.roll(self.sync_writes)?;
             self.roll_next = false;
             let s = self.segments.back().expect("just rolled");
             return Ok((s.id, s.len, Some(s.file.clone())));
@@ -247,6 +273,15 @@ impl SegmentLog {
         self.roll_next = true;
     }
 
+    /// Raises the acknowledgement watermark without writing it, after the write that carried it
+    /// failed (a full disk), so that [`SegmentLog::take_acked`] can free the space of finished
+    /// segments anyway. Nothing acknowledged is lost: the deleted segments hold only
+    /// acknowledged deliveries, and the next segment started carries the watermark in its
+    /// header. Until then a crash re-exports the acknowledged deliveries of the segments left.
+    pub fn ack_in_memory(&mut self, through: u64) {
+        self.acked = self.acked.max(Some(through));
+    }
+
     /// Takes the oldest segments whose deliveries are all acknowledged (never the current one)
     /// out of the log and returns their ids and paths. The caller deletes the files with
     /// [`remove_files`], outside any lock: unlinking a large file can take milliseconds. If
@@ -270,11 +305,12 @@ impl SegmentLog {
         out
     }
 
-    /// Starts segment `id`: magic, then the current acknowledgement so it outlives older
+    /// Starts the next segment: magic, then the current acknowledgement so it outlives older
     /// segments. With `sync_now`, the closed segment, the new one and the directory are synced
     /// here (the caller is the writer thread or `open`); otherwise that is left to the sync
     /// thread, so a request thread never waits for a disk flush.
-    fn roll(&mut self, id: u64, sync_now: bool) -> std::io::Result<()> {
+    fn roll(&mut self, sync_now: bool) -> std::io::Result<()> {
+        let id = self.next_id;
         if sync_now {
             // Unsynced writes of the segment being closed go to disk first.
             let u = self.take_unsynced();
@@ -306,6 +342,7 @@ impl SegmentLog {
             let _ = std::fs::remove_file(&path);
             return Err(e);
         }
+        self.next_id = id + 1;
         let file = Arc::new(file);
         if !sync_now {
             self.unsynced.push(file.clone());

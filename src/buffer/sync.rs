@@ -1,7 +1,9 @@
 //! The sync thread (`fsync: interval`): every `buffer.fsync_interval` it runs `fdatasync` on
 //! what inline writers wrote (and syncs new segments and the directory), and deletes
-//! acknowledged segment files. A power loss or kernel crash can lose the last interval.
+//! acknowledged segment files; while writes fail it retries the storage
+//! ([`retry_storage`]). A power loss or kernel crash can lose the last interval.
 
+use super::commit::retry_storage;
 use super::inner::Inner;
 use std::sync::Weak;
 use std::time::Duration;
@@ -18,7 +20,12 @@ fn syncer(inner: Weak<Inner>, every: Duration) {
         std::thread::sleep(every);
         let Some(inner) = inner.upgrade() else { return };
         inner.unlink_pending();
-        let Some(unsynced) = inner.with_inline_log(|log| log.take_unsynced()) else { return };
+        let Some(unsynced) = inner.with_inline_log(|log| {
+            retry_storage(&inner, log);
+            log.take_unsynced()
+        }) else {
+            return;
+        };
         if let Err(e) = unsynced.sync() {
             tracing::error!(error = %e, path = %inner.path, "buffer sync failed");
             inner.with_inline_log(|log| log.sync_failed(unsynced));

@@ -113,4 +113,16 @@ pub struct BufferHealth {
     /// Below 90 % of the cap (or `overflow: drop_oldest`): readiness, so a load balancer sends
     /// elsewhere before deliveries start being refused.
     pub has_room: bool,
+    /// Set while writes to the buffer's storage fail (a full disk): appends are refused until
+    /// a write succeeds again. `None` when the last write succeeded, and in memory mode.
+    pub storage_error: Option<StorageError>,
+}
+
+/// The last failed write to the buffer's storage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StorageError {
+    /// The operating system's error, e.g. "No space left on device (os error 28)".
+    pub error: String,
+    /// When it last failed (Unix seconds).
+    pub at_unix: u64,
 }

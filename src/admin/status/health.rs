@@ -2,7 +2,7 @@
 
 use super::html::{Cell, clock, judged, table};
 use crate::admin::health::{Component, HealthSnapshot};
-use crate::telemetry::buffer::BufferHealth;
+use crate::telemetry::buffer::{BufferHealth, StorageError};
 use crate::telemetry::export::{ExportHealth, SignalHealth};
 use crate::telemetry::poller::PollerHealth;
 use std::fmt::Write as _;
@@ -67,8 +67,17 @@ fn buffer(h: &mut String, b: &BufferHealth) {
         vec!["oldest undelivered".into(), oldest.into()],
         vec!["dropped".into(), judged(b.dropped, b.dropped == 0)],
         vec!["accepting".into(), judged(if b.has_room { "yes" } else { "no: near its cap" }, b.has_room)],
+        vec!["storage".into(), storage(b.storage_error.as_ref())],
     ];
     table(h, "buffer-health", &[], rows);
+}
+
+/// The buffer's storage: ok, or the last write error and when.
+fn storage(e: Option<&StorageError>) -> Cell {
+    match e {
+        None => judged("ok", true),
+        Some(e) => judged(format!("failing: {} at {}", e.error, at(Some(e.at_unix))), false),
+    }
 }
 
 fn poller(h: &mut String, p: &PollerHealth) {
@@ -136,6 +145,30 @@ mod tests {
             page.contains("<td>s&quot;2</td><td>clients</td><td class=\"bad\">not connected</td>"),
             "{page}"
         );
+    }
+
+    #[test]
+    fn the_buffer_row_shows_a_failing_storage() {
+        let mut b = BufferHealth {
+            deliveries: 0,
+            bytes: 0,
+            max_bytes: 100,
+            oldest_age_seconds: None,
+            mode: crate::telemetry::buffer::BufferMode::Durable,
+            fsync: Some("interval"),
+            dropped: 0,
+            has_room: true,
+            storage_error: None,
+        };
+        let mut page = String::new();
+        buffer(&mut page, &b);
+        assert!(page.contains("<td>storage</td><td class=\"ok\">ok</td>"), "{page}");
+        let error = "No space left on device (os error 28)".to_owned();
+        b.storage_error = Some(StorageError { error, at_unix: 0 });
+        page.clear();
+        buffer(&mut page, &b);
+        let want = "<td>storage</td><td class=\"bad\">failing: No space left on device (os error 28) at ";
+        assert!(page.contains(want), "{page}");
     }
 
     #[test]
