@@ -120,11 +120,14 @@ pub struct RetryConfig {
     /// Backoff cap (also caps a server's Retry-After/RetryInfo).
     #[serde(with = "duration")]
     pub max: Duration,
+    /// Retries of one request answered with a 5xx other than 501, 502, 503, 504 (a backend
+    /// failing on it); past them the request is refused for good.
+    pub max_attempts_5xx: u32,
 }
 
 impl Default for RetryConfig {
     fn default() -> Self {
-        Self { initial: Duration::from_millis(500), max: Duration::from_secs(30) }
+        Self { initial: Duration::from_millis(500), max: Duration::from_secs(30), max_attempts_5xx: 8 }
     }
 }
 

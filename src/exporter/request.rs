@@ -98,6 +98,25 @@ pub enum ExportError {
         /// What went wrong, for the log (a gRPC status message; may be empty).
         message: String,
     },
+    /// The backend failed (HTTP 5xx other than 501): retried, but at most
+    /// `export.retry.max_attempts_5xx` times, since a backend that fails on one request may fail
+    /// on it for ever.
+    #[error("server error: {reason}")]
+    ServerError {
+        /// Short reason, used as a metric label (`http_500`…).
+        reason: String,
+        /// The server's requested delay (Retry-After).
+        retry_after: Option<Duration>,
+        /// What went wrong, for the log (may be empty).
+        message: String,
+    },
+    /// The backend refused the request as too large (HTTP 413): send it again in smaller parts;
+    /// a single item refused this way is refused for good.
+    #[error("too large: {reason}")]
+    TooLarge {
+        /// Short reason, used as a metric label (`http_413`).
+        reason: String,
+    },
     /// The backend will never accept this request; it is dropped and counted.
     #[error("permanent: {reason}")]
     Permanent {

@@ -1,6 +1,7 @@
 //! Sending export requests: retries with capped, jittered exponential backoff (or the server's
 //! delay), bounded by the shutdown deadline.
 
+use super::batch::halve;
 use super::shutdown::Shutdown;
 use crate::exporter::config::{ExportConfig, Signal};
 use crate::exporter::{Accepted, ExportError, Exporters, Payload};
@@ -55,8 +56,18 @@ impl Sender<'_> {
     }
 
     /// Sends one request, retrying retryable failures until success, a permanent failure, or
-    /// the shutdown deadline.
-    pub(super) async fn send(&self, shutdown: &mut Shutdown, payload: Payload) -> Sent {
+    /// the shutdown deadline; a backend error (5xx) is retried `retry.max_attempts_5xx` times at
+    /// most; a request refused as too large is sent again in two halves (boxed: it recurses).
+    pub(super) fn send<'s>(
+        &'s self,
+        shutdown: &'s mut Shutdown,
+        payload: Payload,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Sent> + Send + 's>> {
+        Box::pin(self.send_one(shutdown, payload))
+    }
+
+    /// [`Sender::send`], unboxed.
+    async fn send_one(&self, shutdown: &mut Shutdown, payload: Payload) -> Sent {
         let signal = payload.signal();
         let items = payload.items();
         let exporter = self.exporters.for_signal(signal);
@@ -75,13 +86,20 @@ impl Sender<'_> {
                     return Sent::Done;
                 }
                 Err(ExportError::Permanent { reason, message }) => {
-                    self.metrics.failed(label(signal), &reason, items);
-                    tracing::error!(signal = signal.as_str(), items, reason = %reason, message = %message, "export failed permanently; dropped");
-                    return Sent::Done;
+                    return self.refused(signal, items, &reason, &message);
                 }
-                Err(ExportError::Retryable { reason, retry_after, message }) => {
-                    (reason, retry_after, message)
+                Err(ExportError::TooLarge { reason }) => {
+                    return self.split(shutdown, payload, &reason).await;
                 }
+                Err(ExportError::ServerError { reason, message, .. })
+                    if attempt >= self.cfg.retry.max_attempts_5xx =>
+                {
+                    return self.refused(signal, items, &reason, &message);
+                }
+                Err(
+                    ExportError::Retryable { reason, retry_after, message }
+                    | ExportError::ServerError { reason, retry_after, message },
+                ) => (reason, retry_after, message),
             };
             let delay = backoff(self.cfg, attempt, retry_after);
             attempt = attempt.saturating_add(1);
@@ -96,6 +114,27 @@ impl Sender<'_> {
                 return Sent::Abandoned;
             }
         }
+    }
+
+    /// Counts (and logs) a request refused for good.
+    fn refused(&self, signal: Signal, items: u64, reason: &str, message: &str) -> Sent {
+        self.metrics.failed(label(signal), reason, items);
+        tracing::error!(signal = signal.as_str(), items, reason = %reason, message = %message, "export failed permanently; dropped");
+        Sent::Done
+    }
+
+    /// Sends a request refused as too large in two halves; a single item is refused for good.
+    async fn split(&self, shutdown: &mut Shutdown, payload: Payload, reason: &str) -> Sent {
+        let (signal, items) = (payload.signal(), payload.items());
+        let Some((a, b)) = halve(payload) else {
+            return self.refused(signal, items, reason, "a single item is over the backend's size limit");
+        };
+        self.metrics.retry(label(signal), reason, items, 1);
+        tracing::info!(signal = signal.as_str(), items, reason = %reason, "backend refused the request as too large; sending it in halves");
+        if self.send(shutdown, a).await == Sent::Abandoned {
+            return Sent::Abandoned;
+        }
+        self.send(shutdown, b).await
     }
 
     /// Counts an accepted request: the items taken, and those rejected in a partial success.

@@ -1,0 +1,80 @@
+//! OTLP/HTTP refusals against the real binary (issue 14 item 2): a backend answering 500 a few
+//! times, or 413 to requests over its size limit, loses nothing that was acknowledged.
+
+mod otlp_support;
+mod support;
+
+use otlp_support::{Fault, Receiver, assert_complete_and_identical, has_all, numbered_body, ts_ns};
+use std::time::Duration;
+use support::{ServerProcess, client, env, signed_post};
+
+const SECRET: &str = "faults-http-refusals-secret";
+
+/// A server exporting logs over OTLP/HTTP protobuf to `rx`, with short retries.
+fn server(rx: &Receiver, dir: &std::path::Path) -> ServerProcess {
+    let e = env(&[
+        ("MIST_WEBHOOK_SECRET", SECRET),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &rx.http_url()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ("OTEL_BLRP_SCHEDULE_DELAY", "300"),
+        // Faults go to whichever request comes first: no metric export may take them.
+        ("OTEL_METRIC_EXPORT_INTERVAL", "600000"),
+        ("MIST_OTEL__EXPORT__RETRY__INITIAL", "50ms"),
+        ("MIST_OTEL__EXPORT__RETRY__MAX", "200ms"),
+    ]);
+    ServerProcess::start(dir, &e, &[])
+}
+
+/// Posts `count` deliveries of `per` events each (all answered 200); their event times.
+async fn send(server: &ServerProcess, base: u64, count: u64, per: u64) -> Vec<u64> {
+    let c = client();
+    for d in 0..count {
+        let body = numbered_body("device-events", base, d * per, per);
+        let status = signed_post(&c, server.url(), SECRET, body).send().await.unwrap().status();
+        assert_eq!(status, 200);
+    }
+    (0..count * per).map(|i| ts_ns(base, i)).collect()
+}
+
+fn wait_all(rx: &Receiver, expected: &[u64], server: &ServerProcess) {
+    let ok = rx.wait_until(Duration::from_secs(20), |r| has_all(r, expected));
+    rx.with(|r| {
+        assert!(
+            ok,
+            "only {} of {} records arrived\n{}",
+            r.log_records().len(),
+            expected.len(),
+            server.logs()
+        );
+        assert_complete_and_identical(r, expected);
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_500_is_retried_and_nothing_is_dropped() {
+    let rx = Receiver::start();
+    rx.fail_next(&[Fault::ServerError, Fault::ServerError, Fault::ServerError]);
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(&rx, dir.path());
+    let expected = send(&server, 1_701_000_000, 2, 3).await;
+    wait_all(&rx, &expected, &server);
+    let served = rx.with(|r| r.attempts.iter().filter(|a| a.fault == Some(Fault::ServerError)).count());
+    assert_eq!(served, 3);
+    assert!(!server.logs().contains("dropped"), "{}", server.logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_413_is_answered_by_smaller_requests() {
+    let rx = Receiver::start();
+    rx.recorded.lock().unwrap().max_items = Some(4);
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(&rx, dir.path());
+    // 5 deliveries of 5 events in one batch: 25 records, several halvings.
+    let expected = send(&server, 1_701_100_000, 5, 5).await;
+    wait_all(&rx, &expected, &server);
+    rx.with(|r| {
+        assert!(r.logs.len() >= 7, "25 records in requests of at most 4: {}", r.logs.len());
+        assert!(r.logs.iter().all(|(_, _, req)| req.resource_logs.iter().all(|g| g.resource.is_some())));
+    });
+    assert!(!server.logs().contains("dropped"), "{}", server.logs());
+}
