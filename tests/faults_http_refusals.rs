@@ -1,5 +1,6 @@
 //! OTLP/HTTP refusals against the real binary (issue 14 item 2): a backend answering 500 a few
-//! times, or 413 to requests over its size limit, loses nothing that was acknowledged.
+//! times, or 413 to requests over its size limit, loses nothing that was acknowledged; what it
+//! refuses for good (400) is kept as a dead letter and delivered by `mist-otel deadletter replay`.
 
 mod otlp_support;
 mod support;
@@ -10,9 +11,10 @@ use support::{ServerProcess, client, env, signed_post};
 
 const SECRET: &str = "faults-http-refusals-secret";
 
-/// A server exporting logs over OTLP/HTTP protobuf to `rx`, with short retries.
-fn server(rx: &Receiver, dir: &std::path::Path) -> ServerProcess {
-    let e = env(&[
+/// The environment of a server (or CLI) exporting logs over OTLP/HTTP protobuf to `rx`, with
+/// short retries.
+fn server_env(rx: &Receiver) -> std::collections::BTreeMap<String, String> {
+    env(&[
         ("MIST_WEBHOOK_SECRET", SECRET),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", &rx.http_url()),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
@@ -21,8 +23,11 @@ fn server(rx: &Receiver, dir: &std::path::Path) -> ServerProcess {
         ("OTEL_METRIC_EXPORT_INTERVAL", "600000"),
         ("MIST_OTEL__EXPORT__RETRY__INITIAL", "50ms"),
         ("MIST_OTEL__EXPORT__RETRY__MAX", "200ms"),
-    ]);
-    ServerProcess::start(dir, &e, &[])
+    ])
+}
+
+fn server(rx: &Receiver, dir: &std::path::Path) -> ServerProcess {
+    ServerProcess::start(dir, &server_env(rx), &[])
 }
 
 /// Posts `count` deliveries of `per` events each (all answered 200); their event times.
@@ -77,4 +82,55 @@ async fn http_413_is_answered_by_smaller_requests() {
         assert!(r.logs.iter().all(|(_, _, req)| req.resource_logs.iter().all(|g| g.resource.is_some())));
     });
     assert!(!server.logs().contains("dropped"), "{}", server.logs());
+}
+
+/// Sum of the values of every `/metrics` series whose line starts with `prefix`.
+async fn metric(server: &ServerProcess, prefix: &str) -> f64 {
+    let text = client().get(server.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Runs `mist-otel deadletter <sub>` on `dir` with the server's environment.
+fn deadletter(rx: &Receiver, dir: &std::path::Path, sub: &str) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mist-otel"))
+        .env_clear()
+        .envs(server_env(rx))
+        .env("MIST_OTEL_DATA_DIR", dir)
+        .args(["deadletter", sub])
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_400_is_kept_as_a_dead_letter_and_replayed() {
+    let rx = Receiver::start();
+    rx.fail_next(&[Fault::BadRequest]);
+    let dir = tempfile::tempdir().unwrap();
+    let srv = server(&rx, dir.path());
+    let expected = send(&srv, 1_701_200_000, 1, 3).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while metric(&srv, "mist_otel_deadletter_requests ").await < 1.0 {
+        assert!(std::time::Instant::now() < deadline, "no dead letter:\n{}", srv.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(metric(&srv, "mist_otel_deadletter_bytes ").await > 0.0);
+    let page = client().get(srv.admin_url("/")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Dead letters"), "the status page shows the store");
+    let json = client().get(srv.admin_url("/status.json")).send().await.unwrap().text().await.unwrap();
+    assert!(json.contains("\"dead_letters\":{\"requests\":1"), "{json}");
+    assert!(srv.logs().contains("kept as a dead letter"), "{}", srv.logs());
+    assert_eq!(rx.with(|r| r.log_records().len()), 0, "refused, not delivered");
+    let (ok, listed) = deadletter(&rx, dir.path(), "list");
+    assert!(ok && listed.contains("logs http_400: 1 requests"), "{listed}");
+    // The cause is fixed (the receiver accepts again): replay delivers it and empties the store.
+    let (ok, replayed) = deadletter(&rx, dir.path(), "replay");
+    assert!(ok && replayed.contains("1 accepted"), "{replayed}");
+    rx.with(|r| assert_complete_and_identical(r, &expected));
+    let (_, listed) = deadletter(&rx, dir.path(), "list");
+    assert!(listed.starts_with("0 dead letters"), "{listed}");
 }

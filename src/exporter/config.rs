@@ -173,6 +173,9 @@ pub struct ExportConfig {
     /// How long a graceful shutdown keeps exporting before it leaves the rest on disk.
     #[serde(with = "duration")]
     pub shutdown_timeout: Duration,
+    /// Cap of the dead-letter store (`<data_dir>/deadletter/`, requests refused for good);
+    /// past it the oldest are deleted, counted. 0 keeps none.
+    pub dead_letter_max_bytes: u64,
 }
 
 /// HTTP basic authentication.
@@ -204,6 +207,7 @@ impl Default for ExportConfig {
             metric_interval: Duration::from_secs(60),
             retry: RetryConfig::default(),
             shutdown_timeout: Duration::from_secs(10),
+            dead_letter_max_bytes: 64 * 1024 * 1024,
         }
     }
 }

@@ -65,6 +65,16 @@ impl Payload {
         }
     }
 
+    /// Decodes the protobuf encoding of a `signal` request.
+    pub fn decode(signal: Signal, bytes: &[u8]) -> Result<Payload, prost::DecodeError> {
+        use prost::Message;
+        Ok(match signal {
+            Signal::Logs => Payload::Logs(Message::decode(bytes)?),
+            Signal::Metrics => Payload::Metrics(Message::decode(bytes)?),
+            Signal::Traces => Payload::Traces(Message::decode(bytes)?),
+        })
+    }
+
     /// The OTLP JSON encoding.
     pub fn to_json(&self) -> String {
         let r = match self {

@@ -3,6 +3,7 @@
 
 use super::batch::halve;
 use super::shutdown::Shutdown;
+use crate::deadletter::DeadLetters;
 use crate::exporter::config::{ExportConfig, Signal};
 use crate::exporter::{Accepted, ExportError, Exporters, Payload};
 use crate::telemetry::export::{ExportMetrics, SignalLabel};
@@ -35,6 +36,8 @@ pub fn backoff(cfg: &ExportConfig, attempt: u32, server: Option<Duration>) -> Du
 /// Sends requests through the exporters, counting each outcome.
 pub(super) struct Sender<'a> {
     pub(super) exporters: &'a Exporters,
+    /// Where requests refused for good are kept (none: they are dropped).
+    pub(super) dead_letters: Option<&'a DeadLetters>,
     pub(super) cfg: &'a ExportConfig,
     pub(super) metrics: &'a ExportMetrics,
 }
@@ -86,7 +89,7 @@ impl Sender<'_> {
                     return Sent::Done;
                 }
                 Err(ExportError::Permanent { reason, message }) => {
-                    return self.refused(signal, items, &reason, &message);
+                    return self.refused(payload, &reason, &message);
                 }
                 Err(ExportError::TooLarge { reason }) => {
                     return self.split(shutdown, payload, &reason).await;
@@ -94,7 +97,7 @@ impl Sender<'_> {
                 Err(ExportError::ServerError { reason, message, .. })
                     if attempt >= self.cfg.retry.max_attempts_5xx =>
                 {
-                    return self.refused(signal, items, &reason, &message);
+                    return self.refused(payload, &reason, &message);
                 }
                 Err(
                     ExportError::Retryable { reason, retry_after, message }
@@ -116,18 +119,30 @@ impl Sender<'_> {
         }
     }
 
-    /// Counts (and logs) a request refused for good.
-    fn refused(&self, signal: Signal, items: u64, reason: &str, message: &str) -> Sent {
+    /// Counts (and logs) a request refused for good, and keeps it in the dead-letter store.
+    fn refused(&self, payload: Payload, reason: &str, message: &str) -> Sent {
+        let (signal, items) = (payload.signal(), payload.items());
         self.metrics.failed(label(signal), reason, items);
-        tracing::error!(signal = signal.as_str(), items, reason = %reason, message = %message, "export failed permanently; dropped");
+        let kept = match self.dead_letters.map(|d| d.put(&payload, reason)) {
+            Some(Ok(())) => "kept as a dead letter",
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "cannot write a dead letter");
+                "dropped"
+            }
+            None => "dropped",
+        };
+        tracing::error!(signal = signal.as_str(), items, reason = %reason, message = %message, "export failed permanently; {kept}");
         Sent::Done
     }
 
     /// Sends a request refused as too large in two halves; a single item is refused for good.
     async fn split(&self, shutdown: &mut Shutdown, payload: Payload, reason: &str) -> Sent {
         let (signal, items) = (payload.signal(), payload.items());
-        let Some((a, b)) = halve(payload) else {
-            return self.refused(signal, items, reason, "a single item is over the backend's size limit");
+        if items <= 1 {
+            return self.refused(payload, reason, "a single item is over the backend's size limit");
+        }
+        let Some((a, b)) = halve(payload.clone()) else {
+            return self.refused(payload, reason, "a single item is over the backend's size limit");
         };
         self.metrics.retry(label(signal), reason, items, 1);
         tracing::info!(signal = signal.as_str(), items, reason = %reason, "backend refused the request as too large; sending it in halves");
