@@ -65,6 +65,7 @@ async fn http_500_is_retried_and_nothing_is_dropped() {
     wait_all(&rx, &expected, &server);
     let served = rx.with(|r| r.attempts.iter().filter(|a| a.fault == Some(Fault::ServerError)).count());
     assert_eq!(served, 3);
+    eprintln!("3 × 500, then all {} records delivered", expected.len());
     assert!(!server.logs().contains("dropped"), "{}", server.logs());
 }
 
@@ -78,6 +79,8 @@ async fn http_413_is_answered_by_smaller_requests() {
     let expected = send(&server, 1_701_100_000, 5, 5).await;
     wait_all(&rx, &expected, &server);
     rx.with(|r| {
+        let refused = r.attempts.len() - r.logs.len() - r.metrics.len() - r.traces.len();
+        eprintln!("25 records: {} requests accepted after {refused} answered 413", r.logs.len());
         assert!(r.logs.len() >= 7, "25 records in requests of at most 4: {}", r.logs.len());
         assert!(r.logs.iter().all(|(_, _, req)| req.resource_logs.iter().all(|g| g.resource.is_some())));
     });
