@@ -23,6 +23,7 @@
 //! - [`pipeline`]  — reads the buffer, translates, batches, retries, releases what was delivered.
 //! - [`signals`]   — pure translation of Mist events into OTLP logs, metrics and spans (no I/O,
 //!   the clock passed in).
+//! - [`deadletter`] — export requests refused for good, kept on disk (bounded) for a later replay.
 //! - [`exporter`]  — the OTLP transports (gRPC, HTTP, debug), one file each, and their configuration.
 //!
 //! On top:
@@ -44,6 +45,7 @@ pub mod app;
 pub mod buffer;
 pub mod clock;
 pub mod config;
+pub mod deadletter;
 pub mod exporter;
 pub mod ingest;
 pub mod mist;

@@ -6,6 +6,7 @@ use mist_otel::app::Config;
 use mist_otel::config::process_env;
 use std::path::PathBuf;
 
+mod deadletter_cli;
 mod health_cli;
 mod webhook_cli;
 
@@ -44,6 +45,12 @@ enum Command {
         /// Seconds to wait for the answer.
         #[arg(long, default_value_t = 3)]
         timeout: u64,
+    },
+    /// The dead-letter store (export requests refused for good): list it, or replay it to the
+    /// configured exporters once the cause is fixed.
+    Deadletter {
+        #[command(subcommand)]
+        command: deadletter_cli::DeadletterCommand,
     },
     /// Operator helpers: post signed test deliveries, register the webhook with Mist.
     Webhook {
@@ -103,6 +110,11 @@ fn run(cli: Cli) -> Result<()> {
                 std::process::exit(1);
             }
             Ok(())
+        }
+        Command::Deadletter { ref command } => {
+            let cfg = load(&cli)?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(deadletter_cli::run(command, &cfg))
         }
         Command::CheckConfig => {
             let cfg = load(&cli)?;

@@ -19,7 +19,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("buffer", &["config", "telemetry", "clock"]),
     ("signals", &["mist", "config", "telemetry", "clock"]),
     ("exporter", &["secret", "config", "telemetry", "clock"]),
-    ("pipeline", &["buffer", "signals", "exporter", "mist", "config", "telemetry", "clock"]),
+    ("deadletter", &["exporter", "config", "telemetry", "clock"]),
+    ("pipeline", &["buffer", "signals", "exporter", "deadletter", "mist", "config", "telemetry", "clock"]),
     ("poller", &["pipeline", "signals", "mist", "secret", "config", "telemetry", "clock"]),
     (
         "admin",
@@ -28,6 +29,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "buffer",
             "pipeline",
             "signals",
+            "deadletter",
             "exporter",
             "poller",
             "mist",
@@ -45,6 +47,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "buffer",
             "pipeline",
             "signals",
+            "deadletter",
             "exporter",
             "poller",
             "mist",
@@ -100,7 +103,8 @@ fn src() -> PathBuf {
 fn top_module(path: &Path) -> Option<String> {
     let rel = path.strip_prefix(src()).expect("under src");
     let first = rel.components().next()?.as_os_str().to_str()?.trim_end_matches(".rs").to_owned();
-    (!matches!(first.as_str(), "lib" | "main" | "health_cli" | "webhook_cli")).then_some(first)
+    (!matches!(first.as_str(), "lib" | "main" | "health_cli" | "webhook_cli" | "deadletter_cli"))
+        .then_some(first)
 }
 
 #[test]

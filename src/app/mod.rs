@@ -9,6 +9,7 @@ pub use preflight::{PreflightError, Prepared, prepare};
 
 use crate::admin::{self, AdminState, HealthSources};
 use crate::buffer::Buffer;
+use crate::deadletter::DeadLetters;
 use crate::ingest::handler::DEFAULT_ENDPOINT;
 use crate::ingest::server::{self, ConnLimits, TlsReloader};
 use crate::ingest::{self, IngestMetrics, IngestState};
@@ -123,6 +124,7 @@ pub async fn start_with_producers(
         Webhooks { listener: webhook_listener, tls, metrics: ingest_metrics, board: status_board.clone() };
     tasks.extend(webhooks.start(&cfg, buffer.clone(), &cancel));
 
+    let dead_letters = open_dead_letters(&cfg, &export_metrics)?;
     let translator = Translator::new(&cfg.signals);
     let attributes = endpoint_attributes(&cfg);
     let pipeline = Pipeline::new(
@@ -133,7 +135,8 @@ pub async fn start_with_producers(
         attributes,
         producers,
         export_metrics,
-    );
+    )
+    .with_dead_letters(dead_letters);
     let pipeline_cancel = CancellationToken::new();
     let pipeline = tokio::spawn(pipeline.run(pipeline_cancel.clone()));
     tasks.push(tokio::spawn(refresh_buffer_age(buffer, cancel.clone())));
@@ -145,6 +148,16 @@ pub async fn start_with_producers(
 
     tracing::info!(webhooks = %webhook_addr, admin = %admin_addr, path = %cfg.ingest.path, tls = cfg.ingest.tls.is_some(), "mist-otel listening");
     Ok(Running { webhook_addr, admin_addr, cancel, pipeline_cancel, tasks, poller, pipeline })
+}
+
+/// Opens the dead-letter store of the data directory, its gauges among the export metrics.
+fn open_dead_letters(cfg: &Config, metrics: &ExportMetrics) -> Result<Arc<DeadLetters>, StartError> {
+    DeadLetters::open(&cfg.data_dir, cfg.export.dead_letter_max_bytes, metrics.dead_letters.clone())
+        .map(Arc::new)
+        .map_err(|e| StartError::DataDir {
+            path: cfg.data_dir.display().to_string(),
+            message: format!("deadletter: {e}"),
+        })
 }
 
 /// What the webhook listener is started with.

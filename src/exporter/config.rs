@@ -120,11 +120,14 @@ pub struct RetryConfig {
     /// Backoff cap (also caps a server's Retry-After/RetryInfo).
     #[serde(with = "duration")]
     pub max: Duration,
+    /// Retries of one request answered with a 5xx other than 501, 502, 503, 504 (a backend
+    /// failing on it); past them the request is refused for good.
+    pub max_attempts_5xx: u32,
 }
 
 impl Default for RetryConfig {
     fn default() -> Self {
-        Self { initial: Duration::from_millis(500), max: Duration::from_secs(30) }
+        Self { initial: Duration::from_millis(500), max: Duration::from_secs(30), max_attempts_5xx: 8 }
     }
 }
 
@@ -170,6 +173,9 @@ pub struct ExportConfig {
     /// How long a graceful shutdown keeps exporting before it leaves the rest on disk.
     #[serde(with = "duration")]
     pub shutdown_timeout: Duration,
+    /// Cap of the dead-letter store (`<data_dir>/deadletter/`, requests refused for good);
+    /// past it the oldest are deleted, counted. 0 keeps none.
+    pub dead_letter_max_bytes: u64,
 }
 
 /// HTTP basic authentication.
@@ -201,6 +207,7 @@ impl Default for ExportConfig {
             metric_interval: Duration::from_secs(60),
             retry: RetryConfig::default(),
             shutdown_timeout: Duration::from_secs(10),
+            dead_letter_max_bytes: 64 * 1024 * 1024,
         }
     }
 }

@@ -1,7 +1,11 @@
 //! OTLP/HTTP exporter: protobuf (or JSON) bodies POSTed to `/v1/{signal}`.
 //!
 //! Per the OTLP specification 429, 502, 503 and 504 are retryable (honouring `Retry-After` in
-//! seconds), as are connection failures and timeouts; any other non-2xx answer is permanent.
+//! seconds), as are connection failures and timeouts. Beyond the specification, because every
+//! item was acknowledged to Mist: any other 5xx but 501 is a [`ExportError::ServerError`]
+//! (retried a bounded number of times) and 413 is [`ExportError::TooLarge`] (sent again in
+//! halves). Any other non-2xx answer is permanent. A 2xx whose body does not decode is accepted,
+//! and logged.
 
 use super::config::{Compression, Protocol, SignalTarget};
 use super::request::{Accepted, BuildError, ExportError, Payload, header_map, read_pem};
@@ -106,41 +110,51 @@ impl HttpExporter {
             .is_some_and(|v| v.starts_with("application/json"));
         let bytes = resp.bytes().await.unwrap_or_default();
         match status {
-            200..=299 => Ok(partial(payload, &bytes, json_answer)),
+            200..=299 => Ok(partial(payload, &bytes, json_answer).unwrap_or_else(|| {
+                tracing::warn!(url = %self.url.split('?').next().unwrap_or_default(), status, body_bytes = bytes.len(), "OTLP/HTTP backend answered success with a body that does not decode; taken as accepted");
+                Accepted::default()
+            })),
             429 | 502 | 503 | 504 => Err(ExportError::Retryable {
                 reason: format!("http_{status}"),
                 retry_after,
                 message: String::new(),
+            }),
+            413 => Err(ExportError::TooLarge { reason: format!("http_{status}") }),
+            500..=599 if status != 501 => Err(ExportError::ServerError {
+                reason: format!("http_{status}"),
+                retry_after,
+                message: String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
             }),
             _ => Err(ExportError::Permanent { reason: format!("http_{status}"), message: String::new() }),
         }
     }
 }
 
-/// Reads `partial_success` from a 2xx answer; an empty or undecodable body is a full success.
-fn partial(payload: &Payload, bytes: &[u8], json: bool) -> Accepted {
+/// Reads `partial_success` from a 2xx answer; an empty body is a full success, an undecodable
+/// one (garbage, truncated) is `None`.
+fn partial(payload: &Payload, bytes: &[u8], json: bool) -> Option<Accepted> {
     use prost::Message;
     if bytes.is_empty() {
-        return Accepted::default();
+        return Some(Accepted::default());
     }
     let found = match payload {
         Payload::Logs(_) => {
-            let r: Option<ExportLogsServiceResponse> =
-                if json { serde_json::from_slice(bytes).ok() } else { Message::decode(bytes).ok() };
-            r.and_then(|r| r.partial_success).map(|p| (p.rejected_log_records as u64, p.error_message))
+            let r: ExportLogsServiceResponse =
+                if json { serde_json::from_slice(bytes).ok()? } else { Message::decode(bytes).ok()? };
+            r.partial_success.map(|p| (p.rejected_log_records as u64, p.error_message))
         }
         Payload::Metrics(_) => {
-            let r: Option<ExportMetricsServiceResponse> =
-                if json { serde_json::from_slice(bytes).ok() } else { Message::decode(bytes).ok() };
-            r.and_then(|r| r.partial_success).map(|p| (p.rejected_data_points as u64, p.error_message))
+            let r: ExportMetricsServiceResponse =
+                if json { serde_json::from_slice(bytes).ok()? } else { Message::decode(bytes).ok()? };
+            r.partial_success.map(|p| (p.rejected_data_points as u64, p.error_message))
         }
         Payload::Traces(_) => {
-            let r: Option<ExportTraceServiceResponse> =
-                if json { serde_json::from_slice(bytes).ok() } else { Message::decode(bytes).ok() };
-            r.and_then(|r| r.partial_success).map(|p| (p.rejected_spans as u64, p.error_message))
+            let r: ExportTraceServiceResponse =
+                if json { serde_json::from_slice(bytes).ok()? } else { Message::decode(bytes).ok()? };
+            r.partial_success.map(|p| (p.rejected_spans as u64, p.error_message))
         }
     };
-    found.map(|(rejected, message)| Accepted { rejected, message }).unwrap_or_default()
+    Some(found.map(|(rejected, message)| Accepted { rejected, message }).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -161,12 +175,15 @@ mod tests {
             }),
         };
         let got = partial(&p, &answer.encode_to_vec(), false);
-        assert_eq!(got, Accepted { rejected: 3, message: "too old".into() });
+        assert_eq!(got, Some(Accepted { rejected: 3, message: "too old".into() }));
         let json = serde_json::to_vec(&answer).unwrap();
-        assert_eq!(partial(&p, &json, true).rejected, 3);
-        // Empty or garbage bodies are plain successes, never a panic.
-        assert_eq!(partial(&p, b"", false), Accepted::default());
-        assert_eq!(partial(&p, b"\xff\x00garbage", false), Accepted::default());
-        assert_eq!(partial(&p, b"{not json", true), Accepted::default());
+        assert_eq!(partial(&p, &json, true).unwrap().rejected, 3);
+        // Empty bodies are plain successes; garbage is told apart (the caller logs it and
+        // accepts), never a panic.
+        assert_eq!(partial(&p, b"", false), Some(Accepted::default()));
+        assert_eq!(partial(&p, b"\xff\x00garbage", false), None);
+        assert_eq!(partial(&p, b"{not json", true), None);
+        let truncated = answer.encode_to_vec();
+        assert_eq!(partial(&p, &truncated[..truncated.len() - 2], false), None);
     }
 }

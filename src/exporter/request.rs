@@ -65,6 +65,16 @@ impl Payload {
         }
     }
 
+    /// Decodes the protobuf encoding of a `signal` request.
+    pub fn decode(signal: Signal, bytes: &[u8]) -> Result<Payload, prost::DecodeError> {
+        use prost::Message;
+        Ok(match signal {
+            Signal::Logs => Payload::Logs(Message::decode(bytes)?),
+            Signal::Metrics => Payload::Metrics(Message::decode(bytes)?),
+            Signal::Traces => Payload::Traces(Message::decode(bytes)?),
+        })
+    }
+
     /// The OTLP JSON encoding.
     pub fn to_json(&self) -> String {
         let r = match self {
@@ -97,6 +107,25 @@ pub enum ExportError {
         retry_after: Option<Duration>,
         /// What went wrong, for the log (a gRPC status message; may be empty).
         message: String,
+    },
+    /// The backend failed (HTTP 5xx other than 501): retried, but at most
+    /// `export.retry.max_attempts_5xx` times, since a backend that fails on one request may fail
+    /// on it for ever.
+    #[error("server error: {reason}")]
+    ServerError {
+        /// Short reason, used as a metric label (`http_500`…).
+        reason: String,
+        /// The server's requested delay (Retry-After).
+        retry_after: Option<Duration>,
+        /// What went wrong, for the log (may be empty).
+        message: String,
+    },
+    /// The backend refused the request as too large (HTTP 413): send it again in smaller parts;
+    /// a single item refused this way is refused for good.
+    #[error("too large: {reason}")]
+    TooLarge {
+        /// Short reason, used as a metric label (`http_413`).
+        reason: String,
     },
     /// The backend will never accept this request; it is dropped and counted.
     #[error("permanent: {reason}")]

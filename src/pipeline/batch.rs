@@ -1,7 +1,12 @@
 //! Batches of log records and spans: queued per signal, flushed by count, bytes or age, and cut
 //! into export requests under the byte limit.
 
+use crate::exporter::Payload;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::metrics::v1::{Metric, ResourceMetrics, ScopeMetrics};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 use std::time::Duration;
@@ -87,6 +92,74 @@ macro_rules! group {
 
 group!(ResourceLogs, ScopeLogs, LogRecord, scope_logs, log_records);
 group!(ResourceSpans, ScopeSpans, Span, scope_spans, spans);
+// Metrics are halved by metric (a metric's data points stay together).
+group!(ResourceMetrics, ScopeMetrics, Metric, scope_metrics, metrics);
+
+/// Cuts a request a backend refused as too large (HTTP 413) into two with half the records each
+/// (log records, spans, metrics), each part keeping its resource and scope, in order. `None`
+/// when it holds a single record: it cannot get smaller.
+pub(super) fn halve(payload: Payload) -> Option<(Payload, Payload)> {
+    Some(match payload {
+        Payload::Logs(r) => {
+            let (a, b) = halve_groups(r.resource_logs)?;
+            let req = |resource_logs| Payload::Logs(ExportLogsServiceRequest { resource_logs });
+            (req(a), req(b))
+        }
+        Payload::Traces(r) => {
+            let (a, b) = halve_groups(r.resource_spans)?;
+            let req = |resource_spans| Payload::Traces(ExportTraceServiceRequest { resource_spans });
+            (req(a), req(b))
+        }
+        Payload::Metrics(r) => {
+            let (a, b) = halve_groups(r.resource_metrics)?;
+            let req = |resource_metrics| Payload::Metrics(ExportMetricsServiceRequest { resource_metrics });
+            (req(a), req(b))
+        }
+    })
+}
+
+/// Splits groups into two lists holding half the records each (the first gets the smaller half),
+/// cutting through a group's scopes and a scope's records where the half falls.
+fn halve_groups<G: Group>(groups: Vec<G>) -> Option<(Vec<G>, Vec<G>)> {
+    let total: usize = groups.iter().map(G::records).sum();
+    if total < 2 {
+        return None;
+    }
+    let mut quota = total / 2;
+    let (mut left, mut right) = (Vec::new(), Vec::new());
+    for mut group in groups {
+        let n = group.records();
+        if quota == 0 || n == 0 {
+            right.push(group);
+        } else if n <= quota {
+            quota -= n;
+            left.push(group);
+        } else {
+            // With the scopes taken out, the clone copies only the resource.
+            let scopes = std::mem::take(group.scopes_mut());
+            let mut head = group.clone();
+            for mut scope in scopes {
+                let c = G::record_count(&scope);
+                if quota == 0 {
+                    group.scopes_mut().push(scope);
+                } else if c <= quota {
+                    quota -= c;
+                    head.scopes_mut().push(scope);
+                } else {
+                    let tail = G::records_of(&mut scope).split_off(quota);
+                    quota = 0;
+                    let mut rest = scope.clone();
+                    *G::records_of(&mut rest) = tail;
+                    head.scopes_mut().push(scope);
+                    group.scopes_mut().push(rest);
+                }
+            }
+            left.push(head);
+            right.push(group);
+        }
+    }
+    Some((left, right))
+}
 
 impl<T: Group> Pending<T> {
     /// Queues a group, counting its records and bytes; the batch delay runs from the first.
@@ -271,6 +344,38 @@ mod tests {
             .collect();
         assert_eq!(times, (0..1000).collect::<Vec<_>>(), "every record once, in order");
         assert_eq!(parts[0][0], small, "groups under the limit are left alone");
+    }
+
+    #[test]
+    fn a_request_refused_as_too_large_is_halved_by_records_in_order() {
+        let rl = |times: std::ops::Range<u64>| ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: times.map(|t| LogRecord { time_unix_nano: t, ..Default::default() }).collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let times = |p: &Payload| match p {
+            Payload::Logs(r) => r
+                .resource_logs
+                .iter()
+                .flat_map(|g| &g.scope_logs)
+                .flat_map(|s| s.log_records.iter().map(|r| r.time_unix_nano))
+                .collect::<Vec<_>>(),
+            _ => unreachable!(),
+        };
+        // One resource group of 7 records is cut inside its scope.
+        let one = Payload::Logs(ExportLogsServiceRequest { resource_logs: vec![rl(0..7)] });
+        let (a, b) = halve(one).unwrap();
+        assert_eq!((times(&a), times(&b)), ((0..3).collect(), (3..7).collect()));
+        assert_eq!(b.items(), 4);
+        // Several groups: whole groups move, order kept.
+        let many =
+            Payload::Logs(ExportLogsServiceRequest { resource_logs: vec![rl(0..2), rl(2..4), rl(4..5)] });
+        let (a, b) = halve(many).unwrap();
+        assert_eq!((times(&a), times(&b)), ((0..2).collect(), (2..5).collect()));
+        // A single record cannot get smaller.
+        assert!(halve(Payload::Logs(ExportLogsServiceRequest { resource_logs: vec![rl(0..1)] })).is_none());
     }
 
     #[test]

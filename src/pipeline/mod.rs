@@ -39,7 +39,9 @@
 //! A retryable failure blocks the pipeline on that batch (capped exponential backoff with full
 //! jitter, or the server's Retry-After/RetryInfo; see `retry.rs`): nothing more is read from the
 //! buffer, so memory stays bounded while data waits on disk and ingest keeps answering 200 until
-//! the buffer cap turns it to 503. A permanent failure drops the request (counted) and moves on.
+//! the buffer cap turns it to 503. A 5xx is retried `retry.max_attempts_5xx` times at most; a
+//! request refused as too large (413) is sent again in halves. What is refused for good is
+//! counted and kept in the dead-letter store (`crate::deadletter`), and the pipeline moves on.
 //!
 //! # Ordering
 //! Deliveries are read and translated in sequence order; within a signal, requests are sent one
@@ -63,6 +65,7 @@ pub use producer::MetricsProducer;
 pub use retry::backoff;
 
 use crate::buffer::{Buffer, Delivery};
+use crate::deadletter::DeadLetters;
 use crate::exporter::config::{ExportConfig, Signal};
 use crate::exporter::{Exporters, Payload};
 use crate::mist::Envelope;
@@ -92,6 +95,7 @@ pub struct Pipeline {
     attributes: HashMap<String, BTreeMap<String, String>>,
     producers: Vec<Arc<dyn MetricsProducer>>,
     metrics: ExportMetrics,
+    dead_letters: Option<Arc<DeadLetters>>,
 }
 
 /// How many deliveries are read from the buffer at a time.
@@ -157,7 +161,13 @@ impl Pipeline {
         producers: Vec<Arc<dyn MetricsProducer>>,
         metrics: ExportMetrics,
     ) -> Self {
-        Self { buffer, translator, exporters, cfg, attributes, producers, metrics }
+        Self { buffer, translator, exporters, cfg, attributes, producers, metrics, dead_letters: None }
+    }
+
+    /// Keeps requests refused for good in `store` instead of dropping them.
+    pub fn with_dead_letters(mut self, store: Arc<DeadLetters>) -> Self {
+        self.dead_letters = Some(store);
+        self
     }
 
     /// Runs until `cancel`, then flushes what it can within `export.shutdown_timeout` and
@@ -188,6 +198,9 @@ impl Pipeline {
             }
             self.release_acknowledged(&mut run).await;
             self.buffer.refresh_age(crate::clock::now_ns());
+            if let Some(d) = &self.dead_letters {
+                d.refresh_now_and_then();
+            }
             if pass.flush_all() && run.batches_empty() {
                 break;
             }
@@ -383,7 +396,12 @@ impl Pipeline {
     }
 
     fn sender(&self) -> Sender<'_> {
-        Sender { exporters: &self.exporters, cfg: &self.cfg, metrics: &self.metrics }
+        Sender {
+            exporters: &self.exporters,
+            dead_letters: self.dead_letters.as_deref(),
+            cfg: &self.cfg,
+            metrics: &self.metrics,
+        }
     }
 }
 

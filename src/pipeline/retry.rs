@@ -1,7 +1,9 @@
 //! Sending export requests: retries with capped, jittered exponential backoff (or the server's
 //! delay), bounded by the shutdown deadline.
 
+use super::batch::halve;
 use super::shutdown::Shutdown;
+use crate::deadletter::DeadLetters;
 use crate::exporter::config::{ExportConfig, Signal};
 use crate::exporter::{Accepted, ExportError, Exporters, Payload};
 use crate::telemetry::export::{ExportMetrics, SignalLabel};
@@ -34,6 +36,8 @@ pub fn backoff(cfg: &ExportConfig, attempt: u32, server: Option<Duration>) -> Du
 /// Sends requests through the exporters, counting each outcome.
 pub(super) struct Sender<'a> {
     pub(super) exporters: &'a Exporters,
+    /// Where requests refused for good are kept (none: they are dropped).
+    pub(super) dead_letters: Option<&'a DeadLetters>,
     pub(super) cfg: &'a ExportConfig,
     pub(super) metrics: &'a ExportMetrics,
 }
@@ -55,8 +59,18 @@ impl Sender<'_> {
     }
 
     /// Sends one request, retrying retryable failures until success, a permanent failure, or
-    /// the shutdown deadline.
-    pub(super) async fn send(&self, shutdown: &mut Shutdown, payload: Payload) -> Sent {
+    /// the shutdown deadline; a backend error (5xx) is retried `retry.max_attempts_5xx` times at
+    /// most; a request refused as too large is sent again in two halves (boxed: it recurses).
+    pub(super) fn send<'s>(
+        &'s self,
+        shutdown: &'s mut Shutdown,
+        payload: Payload,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Sent> + Send + 's>> {
+        Box::pin(self.send_one(shutdown, payload))
+    }
+
+    /// [`Sender::send`], unboxed.
+    async fn send_one(&self, shutdown: &mut Shutdown, payload: Payload) -> Sent {
         let signal = payload.signal();
         let items = payload.items();
         let exporter = self.exporters.for_signal(signal);
@@ -75,13 +89,20 @@ impl Sender<'_> {
                     return Sent::Done;
                 }
                 Err(ExportError::Permanent { reason, message }) => {
-                    self.metrics.failed(label(signal), &reason, items);
-                    tracing::error!(signal = signal.as_str(), items, reason = %reason, message = %message, "export failed permanently; dropped");
-                    return Sent::Done;
+                    return self.refused(payload, &reason, &message);
                 }
-                Err(ExportError::Retryable { reason, retry_after, message }) => {
-                    (reason, retry_after, message)
+                Err(ExportError::TooLarge { reason }) => {
+                    return self.split(shutdown, payload, &reason).await;
                 }
+                Err(ExportError::ServerError { reason, message, .. })
+                    if attempt >= self.cfg.retry.max_attempts_5xx =>
+                {
+                    return self.refused(payload, &reason, &message);
+                }
+                Err(
+                    ExportError::Retryable { reason, retry_after, message }
+                    | ExportError::ServerError { reason, retry_after, message },
+                ) => (reason, retry_after, message),
             };
             let delay = backoff(self.cfg, attempt, retry_after);
             attempt = attempt.saturating_add(1);
@@ -96,6 +117,39 @@ impl Sender<'_> {
                 return Sent::Abandoned;
             }
         }
+    }
+
+    /// Counts (and logs) a request refused for good, and keeps it in the dead-letter store.
+    fn refused(&self, payload: Payload, reason: &str, message: &str) -> Sent {
+        let (signal, items) = (payload.signal(), payload.items());
+        self.metrics.failed(label(signal), reason, items);
+        let kept = match self.dead_letters.map(|d| d.put(&payload, reason)) {
+            Some(Ok(())) => "kept as a dead letter",
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "cannot write a dead letter");
+                "dropped"
+            }
+            None => "dropped",
+        };
+        tracing::error!(signal = signal.as_str(), items, reason = %reason, message = %message, "export failed permanently; {kept}");
+        Sent::Done
+    }
+
+    /// Sends a request refused as too large in two halves; a single item is refused for good.
+    async fn split(&self, shutdown: &mut Shutdown, payload: Payload, reason: &str) -> Sent {
+        let (signal, items) = (payload.signal(), payload.items());
+        if items <= 1 {
+            return self.refused(payload, reason, "a single item is over the backend's size limit");
+        }
+        let Some((a, b)) = halve(payload.clone()) else {
+            return self.refused(payload, reason, "a single item is over the backend's size limit");
+        };
+        self.metrics.retry(label(signal), reason, items, 1);
+        tracing::info!(signal = signal.as_str(), items, reason = %reason, "backend refused the request as too large; sending it in halves");
+        if self.send(shutdown, a).await == Sent::Abandoned {
+            return Sent::Abandoned;
+        }
+        self.send(shutdown, b).await
     }
 
     /// Counts an accepted request: the items taken, and those rejected in a partial success.

@@ -5,6 +5,7 @@
 //! because the Prometheus families cannot be read back without creating series that would then
 //! be exported.
 
+use super::deadletter::{DeadLetterHealth, DeadLetterMetrics};
 use super::register;
 use crate::telemetry::label_enum;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -90,6 +91,8 @@ pub struct ExportMetrics {
     pub deliveries: Counter,
     /// The translator's bounded state (correlation and metric series), refreshed per batch.
     pub translator: TranslatorGauges,
+    /// The dead-letter store's gauges (requests refused for good, kept on disk).
+    pub dead_letters: DeadLetterMetrics,
     /// What [`ExportMetrics::health`] reports.
     health: Arc<HealthCells>,
 }
@@ -127,6 +130,8 @@ pub struct ExportHealth {
     pub traces: SignalHealth,
     /// Buffered deliveries dropped before translation finished (corrupt, translator panic).
     pub deliveries_dropped: u64,
+    /// Requests refused for good, kept in the dead-letter store.
+    pub dead_letters: DeadLetterHealth,
 }
 
 /// Health of one signal's exports since start.
@@ -205,6 +210,7 @@ impl ExportMetrics {
             "export_dropped_items", "Items dropped for good, by signal and reason" => m.dropped;
             "export_deliveries", "Buffered deliveries translated by the pipeline" => m.deliveries;
         );
+        m.dead_letters.register(r);
         let t = &m.translator;
         register!(r;
             "correlation_entries", "Clients held in the trace correlation state" => t.correlation_entries;
@@ -225,6 +231,7 @@ impl ExportMetrics {
             metrics: h.metrics.snapshot(),
             traces: h.traces.snapshot(),
             deliveries_dropped: h.deliveries_dropped.load(Ordering::Relaxed),
+            dead_letters: self.dead_letters.health(),
         }
     }
 

@@ -9,6 +9,8 @@
 //!   [`buffer::BufferHealth`], its typed health snapshot.
 //! - [`export`] — the export pipeline: requests and items by outcome, retries, drops, the
 //!   translator's bounds; and its typed health snapshot ([`export::ExportHealth`]).
+//! - [`deadletter`] — the dead-letter store: requests and bytes kept, deleted by the cap; and
+//!   its typed health snapshot (part of [`export::ExportHealth`]).
 //! - [`poller`] — the Mist API poller: REST calls and budget, WebSocket connections and frames,
 //!   per-site subscriptions, refresh errors; and its typed health snapshot.
 //!
@@ -17,6 +19,7 @@
 
 pub mod buffer;
 pub mod config;
+pub mod deadletter;
 pub mod export;
 pub mod ingest;
 pub mod poller;

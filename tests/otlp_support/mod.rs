@@ -46,6 +46,8 @@ pub enum Fault {
     Throttled { retry_after_secs: u64 },
     /// HTTP 400 / gRPC INVALID_ARGUMENT (permanent).
     BadRequest,
+    /// HTTP 500 / gRPC INTERNAL.
+    ServerError,
     /// Wait, then accept.
     Slow(Duration),
     /// Accept, answering that `rejected` items were refused (`partial_success`; gRPC only).
@@ -87,6 +89,9 @@ pub struct Recorded {
     pub attempts: Vec<Attempt>,
     /// Faults still to serve, in order.
     pub faults: VecDeque<Fault>,
+    /// OTLP/HTTP: requests with more items (log records, spans, metrics) than this are
+    /// answered 413.
+    pub max_items: Option<usize>,
 }
 
 impl Recorded {
@@ -355,6 +360,7 @@ fn grpc_fault(f: Fault) -> tonic::Status {
             mist_otel::exporter::otlp_grpc::retry_info_details(Duration::from_secs(retry_after_secs)).into(),
         ),
         Fault::BadRequest => tonic::Status::invalid_argument("test receiver rejects this"),
+        Fault::ServerError => tonic::Status::internal("test receiver failed"),
         Fault::Slow(_) | Fault::Partial { .. } => unreachable!("served by accepting"),
     }
 }
@@ -456,6 +462,7 @@ fn http_fault(f: Fault) -> Response {
                 .into_response()
         }
         Fault::BadRequest => (StatusCode::BAD_REQUEST, "bad").into_response(),
+        Fault::ServerError => (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
         Fault::Slow(_) => unreachable!("slow faults are served by sleeping"),
         Fault::Partial { .. } => {
             (StatusCode::INTERNAL_SERVER_ERROR, "the test receiver answers partial success over gRPC only")
@@ -492,18 +499,22 @@ fn proto_ok<T: Message>(m: T) -> Response {
     ([("content-type", "application/x-protobuf")], m.encode_to_vec()).into_response()
 }
 
-/// One OTLP/HTTP export: the next fault, or the decoded request recorded and an empty `R`.
+/// One OTLP/HTTP export: the next fault, 413 when it has more than `max_items` items (counted
+/// by `items`), or the decoded request recorded and an empty `R`.
 async fn http_export<T: Message + Default + serde::de::DeserializeOwned, R: Message + Default>(
     s: &Shared,
     signal: &'static str,
-    headers: &HeaderMap,
-    body: &[u8],
+    (headers, body): (&HeaderMap, &[u8]),
     store: Store<T>,
+    items: fn(&T) -> usize,
 ) -> Response {
     if let Some(f) = next_fault(s, signal).await {
         return http_fault(f);
     }
     match decode_http::<T>(headers, body) {
+        Ok(rec) if s.lock().unwrap().max_items.is_some_and(|max| items(&rec.2) > max) => {
+            (StatusCode::PAYLOAD_TOO_LARGE, "smaller, please").into_response()
+        }
         Ok(rec) => {
             store(&mut s.lock().unwrap()).push(rec);
             proto_ok(R::default())
@@ -513,15 +524,32 @@ async fn http_export<T: Message + Default + serde::de::DeserializeOwned, R: Mess
 }
 
 async fn http_logs(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    http_export::<_, ExportLogsServiceResponse>(&s, "logs", &headers, &body, |r| &mut r.logs).await
+    let items = |r: &ExportLogsServiceRequest| {
+        r.resource_logs.iter().flat_map(|r| &r.scope_logs).map(|s| s.log_records.len()).sum()
+    };
+    http_export::<_, ExportLogsServiceResponse>(&s, "logs", (&headers, &body), |r| &mut r.logs, items).await
 }
 
 async fn http_metrics(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    http_export::<_, ExportMetricsServiceResponse>(&s, "metrics", &headers, &body, |r| &mut r.metrics).await
+    let items = |r: &ExportMetricsServiceRequest| {
+        r.resource_metrics.iter().flat_map(|r| &r.scope_metrics).map(|s| s.metrics.len()).sum()
+    };
+    http_export::<_, ExportMetricsServiceResponse>(
+        &s,
+        "metrics",
+        (&headers, &body),
+        |r| &mut r.metrics,
+        items,
+    )
+    .await
 }
 
 async fn http_traces(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    http_export::<_, ExportTraceServiceResponse>(&s, "traces", &headers, &body, |r| &mut r.traces).await
+    let items = |r: &ExportTraceServiceRequest| {
+        r.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum()
+    };
+    http_export::<_, ExportTraceServiceResponse>(&s, "traces", (&headers, &body), |r| &mut r.traces, items)
+        .await
 }
 
 /// A synthetic webhook body with `n` events, each with a distinct timestamp

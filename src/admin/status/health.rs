@@ -51,6 +51,12 @@ fn export(h: &mut String, e: &ExportHealth) {
         "<p>Deliveries dropped before translation (unreadable, translator failure): {}</p>",
         e.deliveries_dropped
     );
+    let d = &e.dead_letters;
+    let _ = write!(
+        h,
+        "<p>Dead letters (refused for good, kept for <code>mist-otel deadletter replay</code>): {} requests, {} bytes; {} deleted by the size cap</p>",
+        d.requests, d.bytes, d.dropped
+    );
 }
 
 fn buffer(h: &mut String, b: &BufferHealth) {
