@@ -62,11 +62,24 @@ async fn a_flood_of_bad_signatures_is_summarised_in_the_log() {
         metric_sum(&m, r#"mist_otel_ingest_signature_failures_total{endpoint="default",reason="mismatch"}"#);
     assert_eq!(failures, 2_000.0, "the counter keeps the exact number:\n{m}");
 
-    let lines = json_lines(&server);
-    let logged = lines.iter().filter(|v| message(v) == "rejected webhook signature").count();
+    // The server's stderr is read by another thread: give the last lines a moment to arrive
+    // (seen missing under load when read at once).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let (lines, logged, suppressed) = loop {
+        let lines = json_lines(&server);
+        let logged = lines.iter().filter(|v| message(v) == "rejected webhook signature").count();
+        let suppressed: u64 = lines
+            .iter()
+            .filter(|v| message(v) == "rejected webhook signatures not logged")
+            .map(|v| v["suppressed"].as_u64().expect("suppressed count"))
+            .sum();
+        if logged as u64 + suppressed >= 2_000 || std::time::Instant::now() > deadline {
+            break (lines, logged, suppressed);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let summaries: Vec<&Value> =
         lines.iter().filter(|v| message(v) == "rejected webhook signatures not logged").collect();
-    let suppressed: u64 = summaries.iter().map(|v| v["suppressed"].as_u64().expect("suppressed count")).sum();
     let bytes: usize = server.stderr.lock().unwrap().iter().map(|l| l.len() + 1).sum();
     eprintln!(
         "2,000 bad signatures: {logged} rejection lines, {} summaries, {bytes} bytes of log",
