@@ -69,6 +69,24 @@ async fn http_500_is_retried_and_nothing_is_dropped() {
     assert!(!server.logs().contains("dropped"), "{}", server.logs());
 }
 
+/// Retries while the backend is unreachable or busy (503) do not use up the 5xx budget: its
+/// first 500 after a long outage is still retried (found in review: one counter for both).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_500_after_a_long_outage_is_still_retried() {
+    let rx = Receiver::start();
+    let mut faults = vec![Fault::Unavailable { retry_after_secs: 0 }; 10];
+    faults.push(Fault::ServerError);
+    rx.fail_next(&faults);
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(&rx, dir.path());
+    let expected = send(&server, 1_701_200_000, 1, 2).await;
+    wait_all(&rx, &expected, &server);
+    let served = rx.with(|r| r.attempts.iter().filter(|a| a.fault == Some(Fault::ServerError)).count());
+    assert_eq!(served, 1);
+    assert!(!server.logs().contains("dropped"), "{}", server.logs());
+    assert_eq!(metric(&server, "mist_otel_deadletter_requests").await, 0.0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_413_is_answered_by_smaller_requests() {
     let rx = Receiver::start();

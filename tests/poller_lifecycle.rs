@@ -143,6 +143,40 @@ async fn start_does_not_wait_on_a_mist_that_never_answers() {
     tokio::time::timeout(Duration::from_secs(10), running.shutdown()).await.expect("shutdown");
 }
 
+/// A loopback port free now (bound and released), for a listener whose address the test must
+/// know before `app::start` returns.
+fn free_port() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listeners_serve_at_once_while_mist_is_silent() {
+    let fake = FakeMist::start(vec![site(&site_id(1), "HQ")]).await;
+    fake.with(|i| i.self_delay = Duration::from_secs(60));
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), &fake);
+    cfg.admin.listen = free_port();
+    let healthz = format!("http://{}/healthz", cfg.admin.listen);
+    let started = Instant::now();
+    let start = tokio::spawn(app::start(cfg));
+    // While start-up still waits (at most 3 s) on Mist's /self, the admin listener answers.
+    let client = reqwest::Client::new();
+    let mut answered = None;
+    while started.elapsed() < Duration::from_millis(2_500) {
+        if let Ok(r) = client.get(&healthz).timeout(Duration::from_millis(200)).send().await {
+            answered = Some((r.status(), started.elapsed()));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, after) = answered.expect("/healthz did not answer while the poller waited on Mist");
+    eprintln!("/healthz answered {status} {after:?} after start, /self silent");
+    assert_eq!(status, reqwest::StatusCode::OK);
+    assert!(!start.is_finished() || after < Duration::from_secs(1), "answered only after start-up returned");
+    let running = start.await.unwrap().expect("server starts");
+    tokio::time::timeout(Duration::from_secs(10), running.shutdown()).await.expect("shutdown");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_token_still_fails_the_start_with_its_reason() {
     let fake = FakeMist::start(vec![]).await;

@@ -10,6 +10,7 @@ pub use preflight::{PreflightError, Prepared, prepare};
 use crate::admin::{self, AdminState, HealthSources};
 use crate::buffer::Buffer;
 use crate::deadletter::DeadLetters;
+use crate::exporter::Exporters;
 use crate::ingest::handler::DEFAULT_ENDPOINT;
 use crate::ingest::server::{self, ConnLimits, TlsReloader};
 use crate::ingest::{self, IngestMetrics, IngestState};
@@ -59,6 +60,21 @@ pub struct Running {
 const POLLER_STOP_WAIT: Duration = Duration::from_secs(2);
 
 impl Running {
+    /// Starts the poller once the listeners serve: a slow or silent Mist never delays them,
+    /// while a token Mist refuses still fails the start, loudly (everything started is stopped).
+    async fn with_poller(mut self, poller: crate::poller::PreparedPoller) -> Result<Running, StartError> {
+        match poller.start().await {
+            Ok(handle) => {
+                self.poller = Some(handle);
+                Ok(self)
+            }
+            Err(e) => {
+                self.shutdown().await;
+                Err(StartError::Config(e.to_string()))
+            }
+        }
+    }
+
     /// Stops accepting, lets requests finish, stops the poller (waiting at most 2 s, whatever
     /// Mist is doing), flushes (within `export.shutdown_timeout`; what is not exported by then
     /// stays on disk), and returns when everything stopped.
@@ -107,16 +123,20 @@ pub async fn start_with_producers(
     let mut extra_metrics: Vec<admin::MetricsSource> = Vec::new();
     let mut health =
         HealthSources { buffer: Some(buffer.clone()), export: Some(export_metrics.clone()), poller: None };
-    let mut poller = None;
-    if cfg.poller.enabled {
-        let p = crate::poller::start(&cfg.poller, &mut registry, cancel.clone())
-            .await
-            .map_err(|e| StartError::Config(e.to_string()))?;
+    // The poller's metrics and readers exist now; it talks to Mist only once the listeners
+    // serve (below), so a slow or silent Mist never delays them.
+    let prepared = match cfg.poller.enabled {
+        true => Some(
+            crate::poller::prepare(&cfg.poller, &mut registry, cancel.clone())
+                .map_err(|e| StartError::Config(e.to_string()))?,
+        ),
+        false => None,
+    };
+    if let Some(p) = &prepared {
         extra_metrics.push(p.metrics_source());
         health.poller = Some(p.health_source());
         // The same gauges go out over OTLP at every metric export.
         producers.push(p.producer(&cfg.signals));
-        poller = Some(p);
     }
     // The status page watches every request outcome through the ingest observer hook.
     let status_board = Arc::new(admin::status::StatusBoard::new());
@@ -124,21 +144,8 @@ pub async fn start_with_producers(
         Webhooks { listener: webhook_listener, tls, metrics: ingest_metrics, board: status_board.clone() };
     tasks.extend(webhooks.start(&cfg, buffer.clone(), &cancel));
 
-    let dead_letters = open_dead_letters(&cfg, &export_metrics)?;
-    let translator = Translator::new(&cfg.signals);
-    let attributes = endpoint_attributes(&cfg);
-    let pipeline = Pipeline::new(
-        buffer.clone(),
-        translator,
-        exporters,
-        cfg.export.clone(),
-        attributes,
-        producers,
-        export_metrics,
-    )
-    .with_dead_letters(dead_letters);
-    let pipeline_cancel = CancellationToken::new();
-    let pipeline = tokio::spawn(pipeline.run(pipeline_cancel.clone()));
+    let (pipeline, pipeline_cancel) =
+        spawn_pipeline(&cfg, buffer.clone(), exporters, producers, export_metrics)?;
     tasks.push(tokio::spawn(refresh_buffer_age(buffer, cancel.clone())));
 
     let registry = Arc::new(registry);
@@ -147,7 +154,31 @@ pub async fn start_with_producers(
     tasks.push(tokio::spawn(serve_admin(admin_listener, admin_router, cancel.clone())));
 
     tracing::info!(webhooks = %webhook_addr, admin = %admin_addr, path = %cfg.ingest.path, tls = cfg.ingest.tls.is_some(), "mist-otel listening");
-    Ok(Running { webhook_addr, admin_addr, cancel, pipeline_cancel, tasks, poller, pipeline })
+    let running =
+        Running { webhook_addr, admin_addr, cancel, pipeline_cancel, tasks, poller: None, pipeline };
+    match prepared {
+        Some(p) => running.with_poller(p).await,
+        None => Ok(running),
+    }
+}
+
+/// Starts the export pipeline with its dead-letter store; returns its task and its own
+/// cancellation (it stops after the listeners, see [`Running::shutdown`]).
+fn spawn_pipeline(
+    cfg: &Config,
+    buffer: Buffer,
+    exporters: Exporters,
+    producers: Vec<Arc<dyn MetricsProducer>>,
+    metrics: ExportMetrics,
+) -> Result<(JoinHandle<()>, CancellationToken), StartError> {
+    let dead_letters = open_dead_letters(cfg, &metrics)?;
+    let translator = Translator::new(&cfg.signals);
+    let attributes = endpoint_attributes(cfg);
+    let pipeline =
+        Pipeline::new(buffer, translator, exporters, cfg.export.clone(), attributes, producers, metrics)
+            .with_dead_letters(dead_letters);
+    let cancel = CancellationToken::new();
+    Ok((tokio::spawn(pipeline.run(cancel.clone())), cancel))
 }
 
 /// Opens the dead-letter store of the data directory, its gauges among the export metrics.

@@ -75,6 +75,9 @@ impl Sender<'_> {
         let items = payload.items();
         let exporter = self.exporters.for_signal(signal);
         let mut attempt: u32 = 0;
+        // 5xx answers counted on their own: retries for an unreachable backend (connect
+        // errors, 503s) must not use up the 5xx budget before the backend has answered at all.
+        let mut server_errors: u32 = 0;
         loop {
             let result = match shutdown.deadline() {
                 Some(d) => match tokio::time::timeout_at(d, exporter.export(&payload)).await {
@@ -95,14 +98,17 @@ impl Sender<'_> {
                     return self.split(shutdown, payload, &reason).await;
                 }
                 Err(ExportError::ServerError { reason, message, .. })
-                    if attempt >= self.cfg.retry.max_attempts_5xx =>
+                    if server_errors >= self.cfg.retry.max_attempts_5xx =>
                 {
                     return self.refused(payload, &reason, &message);
                 }
-                Err(
-                    ExportError::Retryable { reason, retry_after, message }
-                    | ExportError::ServerError { reason, retry_after, message },
-                ) => (reason, retry_after, message),
+                Err(ExportError::ServerError { reason, retry_after, message }) => {
+                    server_errors += 1;
+                    (reason, retry_after, message)
+                }
+                Err(ExportError::Retryable { reason, retry_after, message }) => {
+                    (reason, retry_after, message)
+                }
             };
             let delay = backoff(self.cfg, attempt, retry_after);
             attempt = attempt.saturating_add(1);

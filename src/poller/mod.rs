@@ -104,14 +104,23 @@ impl PollerHandle {
 /// comes up without it and discovery continues in the background.
 pub const START_DISCOVERY_WAIT: Duration = Duration::from_secs(3);
 
-/// Starts the poller: registers its self-metrics, resolves the org (from `/self` when
-/// `org_id` is empty, waiting at most [`START_DISCOVERY_WAIT`]; a token Mist refuses or that
-/// sees zero or several orgs is an error naming the choices), then runs site discovery, the stream and org figures until `cancel` fires.
+/// Starts the poller: [`prepare`], then [`PreparedPoller::start`].
 pub async fn start(
     cfg: &PollerConfig,
     registry: &mut Registry,
     cancel: CancellationToken,
 ) -> Result<PollerHandle, PollerError> {
+    prepare(cfg, registry, cancel)?.start().await
+}
+
+/// Registers the poller's self-metrics and builds its client and state, without asking Mist
+/// anything: its `/metrics` source, OTLP producer and health exist before the server's
+/// listeners start, and [`PreparedPoller::start`] talks to Mist after they serve.
+pub fn prepare(
+    cfg: &PollerConfig,
+    registry: &mut Registry,
+    cancel: CancellationToken,
+) -> Result<PreparedPoller, PollerError> {
     let metrics = PollerMetrics::register(registry);
     let opts = ApiOptions {
         timeout: cfg.request_timeout,
@@ -119,14 +128,53 @@ pub async fn start(
         ..ApiOptions::default()
     };
     let api = ApiClient::new(&cfg.cloud, cfg.token.clone(), opts, metrics.api.clone())?;
-    let org_id = resolve_org(cfg, &api).await?;
+    let org_id = cfg.org_id.trim().to_owned();
     let shared = Arc::new(Mutex::new(State::new(org_id, cfg.max_clients, cfg.series_ttl)));
-    let sink = events::sink(shared.clone(), metrics.poller.clone());
-    let stream = Stream::new(stream_options(cfg, &api), sink, metrics.stream.clone(), cancel.child_token());
-    let poller =
-        run::Poller { cfg: cfg.clone(), api, shared: shared.clone(), tele: metrics.poller.clone(), stream };
-    let task = tokio::spawn(poller.run(cancel));
-    Ok(PollerHandle { shared, health: metrics.health_source(), task })
+    Ok(PreparedPoller { cfg: cfg.clone(), api, metrics, shared, cancel })
+}
+
+/// A poller with its metrics and readers in place that has not started talking to Mist.
+pub struct PreparedPoller {
+    cfg: PollerConfig,
+    api: ApiClient,
+    metrics: PollerMetrics,
+    shared: SharedState,
+    cancel: CancellationToken,
+}
+
+impl PreparedPoller {
+    /// A source for the admin `/metrics`, as [`PollerHandle::metrics_source`].
+    pub fn metrics_source(&self) -> crate::telemetry::MetricsSource {
+        producer::metrics_source(self.shared.clone())
+    }
+
+    /// The OTLP producer, as [`PollerHandle::producer`].
+    pub fn producer(&self, signals: &SignalsConfig) -> Arc<dyn MetricsProducer> {
+        Arc::new(producer::Producer { shared: self.shared.clone(), signals: signals.clone() })
+    }
+
+    /// The typed health, as [`PollerHandle::health_source`].
+    pub fn health_source(&self) -> PollerHealthSource {
+        self.metrics.health_source()
+    }
+
+    /// Resolves the org (from `/self` when `org_id` is empty, waiting at most
+    /// [`START_DISCOVERY_WAIT`]; a token Mist refuses or that sees zero or several orgs is an
+    /// error naming the choices), then runs site discovery, the stream and org figures until
+    /// the cancellation token fires.
+    pub async fn start(self) -> Result<PollerHandle, PollerError> {
+        let PreparedPoller { cfg, api, metrics, shared, cancel } = self;
+        let org_id = resolve_org(&cfg, &api).await?;
+        if !org_id.is_empty() {
+            state::lock(&shared).org_id = org_id;
+        }
+        let sink = events::sink(shared.clone(), metrics.poller.clone());
+        let stream =
+            Stream::new(stream_options(&cfg, &api), sink, metrics.stream.clone(), cancel.child_token());
+        let poller = run::Poller { cfg, api, shared: shared.clone(), tele: metrics.poller.clone(), stream };
+        let task = tokio::spawn(poller.run(cancel));
+        Ok(PollerHandle { shared, health: metrics.health_source(), task })
+    }
 }
 
 /// The configured org, or the token's single org from `/self`. A token that Mist answers
