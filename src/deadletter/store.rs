@@ -28,6 +28,7 @@ impl DeadLetters {
     pub fn open(data_dir: &Path, max_bytes: u64, metrics: DeadLetterMetrics) -> io::Result<Self> {
         let dir = data_dir.join("deadletter");
         std::fs::create_dir_all(&dir)?;
+        remove_partial_writes(&dir);
         let store = Self { dir, max_bytes, metrics, seq: AtomicU64::new(0), last_refresh: Mutex::new(None) };
         store.refresh()?;
         Ok(store)
@@ -44,15 +45,22 @@ impl DeadLetters {
         let name = letter::file_name(crate::clock::now_ns(), seq, payload.signal(), reason);
         let path = self.dir.join(&name);
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, payload.encode())?;
-        std::fs::rename(&tmp, &path)?;
+        if let Err(e) = std::fs::write(&tmp, payload.encode()).and_then(|()| std::fs::rename(&tmp, &path)) {
+            // A partial file would take disk space the cap does not count (a full disk, say).
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
         let mut letters = self.letters()?;
         let mut total: u64 = letters.iter().map(|l| l.bytes).sum();
         let mut oldest = letters.iter();
         while total > self.max_bytes
             && let Some(old) = oldest.next()
         {
-            std::fs::remove_file(&old.path)?;
+            match std::fs::remove_file(&old.path) {
+                // Already gone: a `deadletter replay` delivered it meanwhile.
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
             total -= old.bytes;
             self.metrics.dropped.inc();
             tracing::warn!(file = %old.path.display(), "dead-letter store full; oldest letter deleted");
@@ -105,6 +113,17 @@ impl DeadLetters {
             && let Err(e) = self.refresh()
         {
             tracing::warn!(dir = %self.dir.display(), error = %e, "cannot list the dead-letter store");
+        }
+    }
+}
+
+/// Deletes `.tmp` files a crash or a failed write left behind: they are not letters, and the
+/// cap does not count them.
+fn remove_partial_writes(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        if entry.path().extension().is_some_and(|e| e == "tmp") {
+            let _ = std::fs::remove_file(entry.path());
         }
     }
 }

@@ -358,12 +358,13 @@ impl SignalTarget {
             ));
         }
         if !(url.starts_with("http://") || url.starts_with("https://")) || uri.is_err() {
-            return Err(invalid(key, format!("`{}` (expected an http:// or https:// URL)", url)));
+            return Err(invalid(key, format!("`{}` (expected an http:// or https:// URL)", shown_url(&url))));
         }
         // A port no backend can listen on would be retried forever as a connect failure.
         let port = uri.as_ref().ok().and_then(|u| u.authority()).and_then(|a| a.as_str().rsplit_once(':'));
         let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
         if let Some((_, p)) = port.filter(|(_, p)| digits(p) && !matches!(p.parse::<u64>(), Ok(1..=65535))) {
+            let url = shown_url(&url);
             return Err(invalid(key, format!("`{url}` has port {p} (expected a port from 1 to 65535)")));
         }
         if tls.cert_file.is_some() != tls.key_file.is_some() {
@@ -384,6 +385,18 @@ impl SignalTarget {
         }
         Ok(())
     }
+}
+
+/// A URL as errors may show it: without a query (it may carry a key) and with any
+/// `user:password@` replaced, even when the URL does not parse.
+fn shown_url(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or_default();
+    let (scheme, rest) = url.split_once("://").map_or(("", url), |(s, r)| (s, r));
+    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    let authority = authority.rsplit_once('@').map_or(authority.to_owned(), |(_, host)| format!("…@{host}"));
+    let sep = if scheme.is_empty() { "" } else { "://" };
+    let slash = if path.is_empty() && !rest.contains('/') { "" } else { "/" };
+    format!("{scheme}{sep}{authority}{slash}{path}")
 }
 
 #[cfg(test)]
@@ -408,5 +421,13 @@ mod tests {
         let t = c.target(Signal::Logs);
         assert_eq!(t.headers[0].0, "authorization");
         assert_eq!(t.headers[0].1.expose(), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+    }
+
+    #[test]
+    fn urls_in_errors_never_show_credentials_or_queries() {
+        assert_eq!(shown_url("http://u:p w@host:0/v1?key=k"), "http://…@host:0/v1");
+        assert_eq!(shown_url("ht tp://a:b@c"), "ht tp://…@c");
+        assert_eq!(shown_url("http://host:99999"), "http://host:99999");
+        assert_eq!(shown_url("no-scheme:pw@x?token=t"), "…@x");
     }
 }

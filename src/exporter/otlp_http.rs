@@ -88,7 +88,9 @@ impl HttpExporter {
             Ok(r) => r,
             Err(e) => {
                 let reason = if e.is_timeout() { "timeout" } else { "connect" };
-                tracing::debug!(url = %self.url, error = %e, "OTLP/HTTP request failed");
+                // Neither the URL's query nor reqwest's copy of the URL: either may carry a key.
+                let url = self.url.split('?').next().unwrap_or_default();
+                tracing::debug!(url, error = %e.without_url(), "OTLP/HTTP request failed");
                 return Err(ExportError::Retryable {
                     reason: reason.into(),
                     retry_after: None,
