@@ -7,6 +7,22 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+/// What the modules on top (admin, app) may name: every component below them.
+const TOP: &[&str] = &[
+    "ingest",
+    "buffer",
+    "pipeline",
+    "signals",
+    "deadletter",
+    "exporter",
+    "poller",
+    "mist",
+    "secret",
+    "config",
+    "telemetry",
+    "clock",
+];
+
 /// What each top-level module may name besides itself. The vocabulary modules (config, secret,
 /// clock, telemetry) import nothing above them.
 const ALLOWED: &[(&str, &[&str])] = &[
@@ -22,41 +38,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("deadletter", &["exporter", "config", "telemetry", "clock"]),
     ("pipeline", &["buffer", "signals", "exporter", "deadletter", "mist", "config", "telemetry", "clock"]),
     ("poller", &["pipeline", "signals", "mist", "secret", "config", "telemetry", "clock"]),
-    (
-        "admin",
-        &[
-            "ingest",
-            "buffer",
-            "pipeline",
-            "signals",
-            "deadletter",
-            "exporter",
-            "poller",
-            "mist",
-            "secret",
-            "config",
-            "telemetry",
-            "clock",
-        ],
-    ),
-    (
-        "app",
-        &[
-            "admin",
-            "ingest",
-            "buffer",
-            "pipeline",
-            "signals",
-            "deadletter",
-            "exporter",
-            "poller",
-            "mist",
-            "secret",
-            "config",
-            "telemetry",
-            "clock",
-        ],
-    ),
+    // Admin sits on top of every component; app wires admin too (see `may_import`).
+    ("admin", TOP),
+    ("app", TOP),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -109,7 +93,9 @@ fn top_module(path: &Path) -> Option<String> {
 
 #[test]
 fn modules_import_only_along_the_data_flow() {
-    let allowed: BTreeMap<&str, &[&str]> = ALLOWED.iter().copied().collect();
+    let mut allowed: BTreeMap<&str, Vec<&str>> = ALLOWED.iter().map(|(m, may)| (*m, may.to_vec())).collect();
+    // App wires the admin listener too; nothing else names admin.
+    allowed.entry("app").or_default().push("admin");
     let mut files = Vec::new();
     rust_files(&src(), &mut files);
     let mut violations = Vec::new();
