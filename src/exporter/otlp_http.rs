@@ -66,21 +66,8 @@ impl HttpExporter {
 
     /// Sends one request.
     pub async fn export(&self, payload: &Payload) -> Result<Accepted, ExportError> {
-        let (body, ctype) = if self.json {
-            (payload.to_json().into_bytes(), "application/json")
-        } else {
-            (payload.encode(), "application/x-protobuf")
-        };
+        let (body, ctype) = self.body(payload)?;
         let mut req = self.client.post(&self.url).headers(self.headers.clone()).header("content-type", ctype);
-        let body = if self.gzip {
-            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            enc.write_all(&body).and_then(|_| enc.finish()).map_err(|e| ExportError::Permanent {
-                reason: format!("gzip: {e}"),
-                message: String::new(),
-            })?
-        } else {
-            body
-        };
         if self.gzip {
             req = req.header("content-encoding", "gzip");
         }
@@ -89,8 +76,7 @@ impl HttpExporter {
             Err(e) => {
                 let reason = if e.is_timeout() { "timeout" } else { "connect" };
                 // Neither the URL's query nor reqwest's copy of the URL: either may carry a key.
-                let url = self.url.split('?').next().unwrap_or_default();
-                tracing::debug!(url, error = %e.without_url(), "OTLP/HTTP request failed");
+                tracing::debug!(url = self.shown_url(), error = %e.without_url(), "OTLP/HTTP request failed");
                 return Err(ExportError::Retryable {
                     reason: reason.into(),
                     retry_after: None,
@@ -111,9 +97,49 @@ impl HttpExporter {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/json"));
         let bytes = resp.bytes().await.unwrap_or_default();
+        self.answer(payload, status, retry_after, json_answer, &bytes)
+    }
+
+    /// The request body (protobuf or JSON, gzipped when configured) and its content type.
+    fn body(&self, payload: &Payload) -> Result<(Vec<u8>, &'static str), ExportError> {
+        let (body, ctype) = if self.json {
+            (payload.to_json().into_bytes(), "application/json")
+        } else {
+            (payload.encode(), "application/x-protobuf")
+        };
+        if !self.gzip {
+            return Ok((body, ctype));
+        }
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let zipped = enc
+            .write_all(&body)
+            .and_then(|_| enc.finish())
+            .map_err(|e| ExportError::Permanent { reason: format!("gzip: {e}"), message: String::new() })?;
+        Ok((zipped, ctype))
+    }
+
+    /// The URL as logs show it: without its query, which may carry a key.
+    fn shown_url(&self) -> &str {
+        self.url.split('?').next().unwrap_or_default()
+    }
+
+    /// What an answer means: accepted (perhaps in part), retry, split, or refused for good.
+    fn answer(
+        &self,
+        payload: &Payload,
+        status: u16,
+        retry_after: Option<Duration>,
+        json: bool,
+        bytes: &[u8],
+    ) -> Result<Accepted, ExportError> {
         match status {
-            200..=299 => Ok(partial(payload, &bytes, json_answer).unwrap_or_else(|| {
-                tracing::warn!(url = %self.url.split('?').next().unwrap_or_default(), status, body_bytes = bytes.len(), "OTLP/HTTP backend answered success with a body that does not decode; taken as accepted");
+            200..=299 => Ok(partial(payload, bytes, json).unwrap_or_else(|| {
+                tracing::warn!(
+                    url = self.shown_url(),
+                    status,
+                    body_bytes = bytes.len(),
+                    "OTLP/HTTP backend answered success with a body that does not decode; taken as accepted"
+                );
                 Accepted::default()
             })),
             429 | 502 | 503 | 504 => Err(ExportError::Retryable {
