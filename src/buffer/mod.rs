@@ -178,7 +178,7 @@ impl Buffer {
     /// True while the buffer is below 90% of its cap (readiness: a load balancer should send
     /// elsewhere before deliveries start being refused).
     pub fn has_room(&self) -> bool {
-        self.inner.overflow == Overflow::DropOldest || self.room_at(self.inner.lock().held())
+        self.room_at(self.inner.lock().held())
     }
 
     /// The rule of [`Buffer::has_room`] for `held` kept and reserved bytes.

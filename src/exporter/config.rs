@@ -388,8 +388,8 @@ impl SignalTarget {
 }
 
 /// A URL as errors may show it: without a query (it may carry a key) and with any
-/// `user:password@` replaced, even when the URL does not parse.
-fn shown_url(url: &str) -> String {
+/// `user:password@` replaced, even when the URL does not parse. Errors and log lines use it.
+pub(crate) fn shown_url(url: &str) -> String {
     let url = url.split(['?', '#']).next().unwrap_or_default();
     let (scheme, rest) = url.split_once("://").map_or(("", url), |(s, r)| (s, r));
     let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));

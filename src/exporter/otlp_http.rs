@@ -7,7 +7,7 @@
 //! halves). Any other non-2xx answer is permanent. A 2xx whose body does not decode is accepted,
 //! and logged.
 
-use super::config::{Compression, Protocol, SignalTarget};
+use super::config::{Compression, Protocol, SignalTarget, shown_url};
 use super::request::{Accepted, BuildError, ExportError, Payload, header_map, read_pem};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
@@ -76,7 +76,7 @@ impl HttpExporter {
             Err(e) => {
                 let reason = if e.is_timeout() { "timeout" } else { "connect" };
                 // Neither the URL's query nor reqwest's copy of the URL: either may carry a key.
-                tracing::debug!(url = self.shown_url(), error = %e.without_url(), "OTLP/HTTP request failed");
+                tracing::debug!(url = %shown_url(&self.url), error = %e.without_url(), "OTLP/HTTP request failed");
                 return Err(ExportError::Retryable {
                     reason: reason.into(),
                     retry_after: None,
@@ -118,11 +118,6 @@ impl HttpExporter {
         Ok((zipped, ctype))
     }
 
-    /// The URL as logs show it: without its query, which may carry a key.
-    fn shown_url(&self) -> &str {
-        self.url.split('?').next().unwrap_or_default()
-    }
-
     /// What an answer means: accepted (perhaps in part), retry, split, or refused for good.
     fn answer(
         &self,
@@ -135,7 +130,7 @@ impl HttpExporter {
         match status {
             200..=299 => Ok(partial(payload, bytes, json).unwrap_or_else(|| {
                 tracing::warn!(
-                    url = self.shown_url(),
+                    url = %shown_url(&self.url),
                     status,
                     body_bytes = bytes.len(),
                     "OTLP/HTTP backend answered success with a body that does not decode; taken as accepted"

@@ -4,7 +4,7 @@
 use super::batch::halve;
 use super::shutdown::Shutdown;
 use crate::deadletter::DeadLetters;
-use crate::exporter::config::{ExportConfig, Signal};
+use crate::exporter::config::{ExportConfig, Signal, shown_url};
 use crate::exporter::{Accepted, ExportError, Exporters, Payload};
 use crate::telemetry::export::{ExportMetrics, SignalLabel};
 use rand::RngExt;
@@ -115,9 +115,8 @@ impl Sender<'_> {
             self.metrics.retry(label(signal), &reason, items, attempt);
             if attempt == 1 || attempt.is_power_of_two() {
                 // The URL (without its query, which may carry a key) says where it failed.
-                let url = self.cfg.target(signal).url;
-                let endpoint = url.split('?').next().unwrap_or_default();
-                tracing::warn!(signal = signal.as_str(), endpoint, reason = %reason, message = %message, attempt, delay = ?delay, "export failed; retrying");
+                let endpoint = shown_url(&self.cfg.target(signal).url);
+                tracing::warn!(signal = signal.as_str(), endpoint = %endpoint, reason = %reason, message = %message, attempt, delay = ?delay, "export failed; retrying");
             }
             if !shutdown.sleep_until(Instant::now() + delay).await {
                 return Sent::Abandoned;
